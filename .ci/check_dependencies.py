@@ -1,0 +1,61 @@
+"""Fail if a vlmrm package depends on, or imports, a distribution it must stay free of.
+
+usage: python .ci/check_dependencies.py DIST [FORBIDDEN ...]
+
+Two checks, since a third-party dependency may itself need a forbidden distribution (e.g.
+huggingface_hub needs click for its own command line) without our code ever touching it:
+- DIST's declared runtime requirements (extras excluded) name none of FORBIDDEN;
+- importing DIST's module and all its submodules imports none of FORBIDDEN's modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import sys
+from importlib import metadata
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared_requirements(dist: str) -> set[str]:
+    names = set()
+    for requirement in metadata.requires(dist) or []:
+        spec, _, marker = requirement.partition(";")
+        if "extra ==" not in marker:
+            names.add(_normalise(re.split(r"[\s\[<>=!~(]", spec.strip(), maxsplit=1)[0]))
+    return names
+
+
+def imported_modules(dist: str) -> set[str]:
+    package = importlib.import_module(dist.replace("-", "_"))
+    for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
+        importlib.import_module(info.name)
+    return {name.partition(".")[0] for name in sys.modules}
+
+
+def main() -> int:
+    dist, *forbidden = sys.argv[1:]
+    forbidden_dists = {_normalise(name) for name in forbidden}
+    failures = []
+    declared = sorted(declared_requirements(dist) & forbidden_dists)
+    if declared:
+        failures.append(f"{dist} declares a dependency on {', '.join(declared)}")
+    modules = imported_modules(dist)
+    imported = sorted(name for name in forbidden_dists if name.replace("-", "_") in modules)
+    if imported:
+        failures.append(f"importing {dist} imports {', '.join(imported)}")
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    if not failures:
+        print(
+            f"{dist}: neither declares nor imports {', '.join(sorted(forbidden_dists)) or '(nothing forbidden)'}"
+        )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

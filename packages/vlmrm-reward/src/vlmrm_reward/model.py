@@ -1,0 +1,335 @@
+"""Turning frames into rewards: device placement, micro-batching, precision."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Literal, TypeVar
+
+import numpy as np
+import torch
+
+from vlmrm_reward.backend import Backend, get_backend_loader
+from vlmrm_reward.preprocess import preprocess_frames
+from vlmrm_reward.reward import goal_baseline_projection, goal_baseline_reward, goal_embedding
+
+__all__ = ["Frames", "Precision", "RewardModel", "load_reward_model", "resolve_devices"]
+
+Frames = np.ndarray | torch.Tensor
+"""uint8 RGB frames, (N, H, W, 3) or a single (H, W, 3); numpy or torch, any device."""
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_BATCH_SIZE = 256
+T = TypeVar("T")
+
+
+def resolve_devices(
+    device: str | torch.device | None = None,
+    devices: Sequence[str | torch.device] | None = None,
+) -> list[torch.device]:
+    """The devices to score on: ``devices``, else ``[device]``, else every visible GPU, else CPU."""
+    if device is not None and devices is not None:
+        raise ValueError("pass either device or devices, not both")
+    if devices is not None:
+        if isinstance(devices, (str, torch.device)):
+            raise TypeError("devices must be a list, e.g. ['cuda:0', 'cuda:1']; use device= for one")
+        requested = list(devices)
+        if not requested:
+            raise ValueError("devices is an empty list; leave it out to use every visible GPU")
+    elif device is not None:
+        requested = [device]
+    elif torch.cuda.is_available():
+        requested = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    else:
+        requested = ["cpu"]
+    resolved = []
+    for spec in requested:
+        try:
+            resolved_device = torch.device(spec)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"{spec!r} is not a torch device ({error})") from None
+        if resolved_device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = 0 if resolved_device.index is None else resolved_device.index
+            if index >= count:
+                raise ValueError(f"device {spec!r} is not available: this machine has {count} CUDA device(s)")
+            resolved_device = torch.device("cuda", index)
+        elif resolved_device.type != "cpu" and resolved_device.type != "mps":
+            raise ValueError(f"device {spec!r}: only cpu, cuda and mps devices are supported")
+        resolved.append(resolved_device)
+    return resolved
+
+
+def as_frame_batch(frames: Frames) -> Frames:
+    """Check frames and give them a batch axis; raises TypeError/ValueError naming the problem."""
+    if isinstance(frames, (list, tuple)):
+        frames = (
+            np.stack([np.asarray(frame) for frame in frames]) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+        )
+    if not isinstance(frames, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4:
+        raise ValueError(
+            f"frames must have shape (N, H, W, 3) or (H, W, 3), got {tuple(frames.shape)} ({frames.ndim} dims)"
+        )
+    channels = frames.shape[-1]
+    if channels != 3:
+        if frames.shape[1] == 3:
+            hint = "; they look channels-first: pass frames.transpose(0, 2, 3, 1)"
+        elif channels == 4:
+            hint = "; drop the alpha channel with frames[..., :3]"
+        else:
+            hint = ""
+        raise ValueError(f"frames must be RGB with 3 channels last, got shape {tuple(frames.shape)}{hint}")
+    if frames.dtype not in (np.uint8, torch.uint8):
+        raise TypeError(
+            f"frames must be uint8 RGB in [0, 255], got dtype {frames.dtype}; for floats in [0, 1] "
+            "convert with (frames * 255).round() cast to uint8"
+        )
+    if frames.shape[1] == 0 or frames.shape[2] == 0:
+        raise ValueError(f"frames have zero height or width: shape {tuple(frames.shape)}")
+    if isinstance(frames, np.ndarray):
+        # torch.from_numpy refuses negative strides (e.g. from np.flip).
+        frames = np.ascontiguousarray(frames)
+    return frames
+
+
+class RewardModel:
+    """A VLM with fixed prompts that maps frames to goal-baseline CLIP rewards.
+
+    One replica of the backend lives on each device. Every call is cut into micro-batches of
+    ``batch_size`` frames, each micro-batch is split evenly across the devices, and each device
+    works through its share on its own thread (CUDA kernels release the GIL), so devices run
+    concurrently while results come back in input order. Rewards do not depend on
+    ``batch_size`` or on the number of devices (up to floating-point rounding).
+
+    Args:
+        backend: a loaded :class:`Backend` (weights anywhere; they are moved).
+        devices: where to score; replicas are deep copies of ``backend``.
+        target_prompts: descriptions of the goal state (at least one).
+        baseline_prompts: descriptions of the environment in general; optional.
+        alpha: goal-baseline regularisation strength in [0, 1]; 0 is plain CLIP similarity.
+        batch_size: frames per micro-batch across all devices (any positive integer).
+        precision: ``"auto"`` (fp32 on CPU, bf16 autocast on CUDA where supported, else fp16),
+            or ``"fp32"``, ``"bf16"``, ``"fp16"`` explicitly.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        devices: Sequence[torch.device],
+        *,
+        target_prompts: Sequence[str],
+        baseline_prompts: Sequence[str] = (),
+        alpha: float = 0.0,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        precision: Precision = "auto",
+    ) -> None:
+        target_prompts = _check_prompts(target_prompts, "target_prompts", required=True)
+        baseline_prompts = _check_prompts(baseline_prompts, "baseline_prompts", required=False)
+        _check_alpha(alpha)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if alpha > 0 and not baseline_prompts:
+            warnings.warn(
+                f"alpha={alpha} has no effect without baseline_prompts; using the plain CLIP reward",
+                stacklevel=2,
+            )
+        self.devices = list(devices)
+        self.batch_size = batch_size
+        self.precision = precision
+        self.alpha = float(alpha)
+        self.target_prompts = target_prompts
+        self.baseline_prompts = baseline_prompts
+        self.preprocess_config = backend.preprocess_config
+        self._replicas = [backend.to(self.devices[0])] + [
+            copy.deepcopy(backend).to(device) for device in self.devices[1:]
+        ]
+        self._workers = [ThreadPoolExecutor(1, f"vlmrm-reward-{d}") for d in self.devices]
+        self._closed = False
+
+        goal = goal_embedding(torch.from_numpy(self.embed_text(target_prompts)))
+        baseline = (
+            goal_embedding(torch.from_numpy(self.embed_text(baseline_prompts))) if baseline_prompts else None
+        )
+        projection = goal_baseline_projection(goal, baseline, self.alpha)
+        self.goal, self.baseline = goal, baseline
+        self._goal = [goal.to(device) for device in self.devices]
+        self._projection = [projection.to(device) for device in self.devices]
+
+    # -- public API -----------------------------------------------------------------------
+
+    def __call__(self, frames: Frames) -> np.ndarray:
+        """Rewards of uint8 RGB frames (N, H, W, 3) or (H, W, 3): float32 array of shape (N,)."""
+
+        def score(replica: int, shard: Frames) -> torch.Tensor:
+            embeddings = self._embed_shard(replica, shard)
+            return goal_baseline_reward(embeddings, self._goal[replica], self._projection[replica])
+
+        return self._map(score, as_frame_batch(frames), empty_shape=(0,))
+
+    def embed_images(self, frames: Frames) -> np.ndarray:
+        """Unit-norm image embeddings of uint8 RGB frames: float32 array of shape (N, D)."""
+        return self._map(self._embed_shard, as_frame_batch(frames), empty_shape=(0, self.goal.shape[0]))
+
+    def embed_text(self, prompts: Sequence[str]) -> np.ndarray:
+        """Unit-norm text embeddings of P prompts: float32 array of shape (P, D)."""
+        prompts = _check_prompts(prompts, "prompts", required=True)
+        with torch.inference_mode(), self._autocast(self.devices[0]):
+            embeddings = self._replicas[0].encode_text(prompts).float()
+        return _unit(embeddings).cpu().numpy()
+
+    def close(self) -> None:
+        """Stop the device worker threads and free the replicas. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self._workers:
+            worker.shutdown(wait=True, cancel_futures=True)
+        self._replicas.clear()
+
+    def __enter__(self) -> RewardModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        devices = ", ".join(str(d) for d in self.devices)
+        return (
+            f"RewardModel(target_prompts={self.target_prompts}, baseline_prompts={self.baseline_prompts}, "
+            f"alpha={self.alpha}, devices=[{devices}], batch_size={self.batch_size}, precision={self.precision!r})"
+        )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        if self.precision == "auto" and device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def _embed_shard(self, replica: int, frames: Frames) -> torch.Tensor:
+        device = self.devices[replica]
+        pixels = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
+        if device.type == "cuda" and pixels.device.type == "cpu":
+            pixels = pixels.pin_memory()
+        # inference_mode is thread-local, so it is entered here, on the worker's own thread.
+        with torch.inference_mode(), self._autocast(device):
+            pixels = pixels.to(device, non_blocking=True)
+            embeddings = self._replicas[replica].encode_images(
+                preprocess_frames(pixels, self.preprocess_config)
+            )
+        return _unit(embeddings.float())
+
+    def _map(
+        self, fn: Callable[[int, Frames], torch.Tensor], frames: Frames, empty_shape: tuple[int, ...]
+    ) -> np.ndarray:
+        if self._closed:
+            raise RuntimeError("this RewardModel was closed")
+        if len(frames) == 0:
+            return np.zeros(empty_shape, dtype=np.float32)
+        if len(self.devices) == 1:
+            outputs = [
+                fn(0, frames[start : start + self.batch_size])
+                for start in range(0, len(frames), self.batch_size)
+            ]
+        else:
+            futures: list[Future[torch.Tensor]] = [
+                self._workers[replica].submit(fn, replica, shard) for replica, shard in self._shards(frames)
+            ]
+            try:
+                outputs = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return torch.cat([output.cpu() for output in outputs]).numpy()
+
+    def _shards(self, frames: Frames) -> Iterator[tuple[int, Frames]]:
+        """(replica, frames) pairs in input order: micro-batches, each split across devices."""
+        n_devices = len(self.devices)
+        for start in range(0, len(frames), self.batch_size):
+            batch = frames[start : start + self.batch_size]
+            bounds = np.linspace(0, len(batch), n_devices + 1).round().astype(int)
+            for replica in range(n_devices):
+                if bounds[replica + 1] > bounds[replica]:
+                    yield replica, batch[bounds[replica] : bounds[replica + 1]]
+
+
+def _unit(embeddings: torch.Tensor) -> torch.Tensor:
+    return embeddings / embeddings.norm(dim=-1, keepdim=True)
+
+
+def _check_alpha(alpha: float) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+
+
+def _check_prompts(prompts: Sequence[str], name: str, *, required: bool) -> list[str]:
+    if isinstance(prompts, str):
+        raise TypeError(
+            f"{name} must be a list of strings, got the single string {prompts!r}; wrap it in a list"
+        )
+    prompts = list(prompts)
+    if required and not prompts:
+        raise ValueError(f"{name} is empty: give at least one prompt")
+    for prompt in prompts:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"{name} must hold non-empty strings, got {prompt!r}")
+    return prompts
+
+
+def load_reward_model(
+    model: str,
+    *,
+    target_prompts: Sequence[str],
+    baseline_prompts: Sequence[str] = (),
+    alpha: float = 0.0,
+    backend: str = "open_clip",
+    device: str | torch.device | None = None,
+    devices: Sequence[str | torch.device] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    precision: Precision = "auto",
+    cache_dir: str | None = None,
+) -> RewardModel:
+    """Load a VLM and fix its prompts; returns a :class:`RewardModel`.
+
+    Args:
+        model: the backend's model spec. For open_clip: ``"ARCH/PRETRAINED_TAG"``
+            (``"ViT-bigG-14/laion2b_s39b_b160k"``), ``"ARCH/path/to/checkpoint.pt"``,
+            ``"hf-hub:org/repo"`` or ``"local-dir:/path/to/folder"``.
+        device: one device (``"cuda:1"``, ``"cpu"``); shorthand for ``devices=[device]``.
+        devices: several devices; every batch is split across them.
+            Default: every visible GPU, else the CPU.
+        cache_dir: where downloaded weights are kept (mount a volume here on clusters).
+
+    The remaining arguments are those of :class:`RewardModel`. Invalid arguments raise
+    ``ValueError``/``TypeError`` before any weights are loaded.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a model spec string such as 'ViT-B-32/openai', got {model!r}")
+    _check_prompts(target_prompts, "target_prompts", required=True)
+    _check_prompts(baseline_prompts, "baseline_prompts", required=False)
+    _check_alpha(alpha)
+    resolved = resolve_devices(device, devices)
+    loader = get_backend_loader(backend)
+    return RewardModel(
+        loader(model, cache_dir=cache_dir),
+        resolved,
+        target_prompts=target_prompts,
+        baseline_prompts=baseline_prompts,
+        alpha=alpha,
+        batch_size=batch_size,
+        precision=precision,
+    )

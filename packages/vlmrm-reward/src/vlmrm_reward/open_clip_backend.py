@@ -1,0 +1,125 @@
+"""The built-in open_clip backend, registered through the ``vlmrm`` entry point like any plugin.
+
+Model spellings (as open_clip names them):
+
+- ``"ARCH/PRETRAINED_TAG"``, e.g. ``"ViT-bigG-14/laion2b_s39b_b160k"``: weights downloaded once
+  into ``cache_dir`` (or open_clip's default cache);
+- ``"ARCH/path/to/checkpoint.pt"``: weights from a local file;
+- ``"ARCH/random"``: randomly initialised weights (benchmarks only: the reward is meaningless);
+- ``"hf-hub:org/repo"`` and ``"local-dir:/path/to/folder"``: config and weights together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import open_clip
+import torch
+
+from vlmrm_reward.hookspecs import hookimpl
+from vlmrm_reward.preprocess import PreprocessConfig
+
+__all__ = ["OpenCLIPBackend", "load_open_clip", "register_backends"]
+
+RANDOM_WEIGHTS_TAG = "random"
+SCHEMA_PREFIXES = ("local-dir:", "hf-hub:")
+
+
+class OpenCLIPBackend:
+    """An open_clip ``CLIP`` model and its tokenizer, behind the :class:`Backend` interface."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, preprocess_config: PreprocessConfig):
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.preprocess_config = preprocess_config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device) -> OpenCLIPBackend:
+        self.model.to(device)
+        return self
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+    def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(prompts)).to(self.device)
+        return self.model.encode_text(tokens)
+
+
+def _split_spec(model: str) -> tuple[str, str | None]:
+    """'ARCH/TAG' -> (ARCH, TAG); schema spellings pass through whole."""
+    if model.startswith(SCHEMA_PREFIXES):
+        return model, None
+    arch, _, pretrained = model.partition("/")
+    known = open_clip.list_models()
+    if arch not in known:
+        close = difflib.get_close_matches(arch, known, n=5, cutoff=0.5)
+        suggestion = f" Close matches: {', '.join(close)}." if close else ""
+        raise ValueError(
+            f"unknown open_clip architecture {arch!r} in model {model!r}.{suggestion} "
+            "See open_clip.list_models() for all of them."
+        )
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if not pretrained:
+        raise ValueError(
+            f"model {model!r} names no weights: write it as '{arch}/TAG' with TAG one of "
+            f"{', '.join(tags) or '(none published)'}, a checkpoint path, or "
+            f"'{arch}/{RANDOM_WEIGHTS_TAG}' for random weights"
+        )
+    if pretrained == RANDOM_WEIGHTS_TAG:
+        return arch, None
+    if pretrained in tags or Path(pretrained).is_file():
+        return arch, pretrained
+    close = difflib.get_close_matches(pretrained, tags, n=5, cutoff=0.4)
+    raise ValueError(
+        f"unknown pretrained tag {pretrained!r} for {arch} (and no such checkpoint file). "
+        f"Close matches: {', '.join(close or tags) or 'none'}."
+    )
+
+
+def _download_hint(model: str, cache_dir: str | None, error: Exception) -> RuntimeError:
+    where = cache_dir or os.environ.get("HF_HOME") or "open_clip's default cache (~/.cache)"
+    return RuntimeError(
+        f"could not get the weights of {model!r} ({type(error).__name__}: {error}). "
+        f'On a machine with internet, run `python -c "import open_clip; '
+        f"open_clip.create_model('{model.split('/')[0]}', pretrained='{model.partition('/')[2]}', "
+        f"cache_dir='{where}')\"` and copy the cache folder here (pass it as cache_dir), or save "
+        "the model folder and load it as 'local-dir:/path/to/folder'"
+    )
+
+
+def load_open_clip(model: str, *, cache_dir: str | None = None) -> OpenCLIPBackend:
+    """Load an open_clip model on the CPU in fp32 (see the module docstring for spellings)."""
+    name, pretrained = _split_spec(model)
+    try:
+        clip, _, _ = open_clip.create_model_and_transforms(name, pretrained=pretrained, cache_dir=cache_dir)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, OSError) as error:
+        if name.startswith("local-dir:") or (pretrained and Path(pretrained).is_file()):
+            raise
+        raise _download_hint(model, cache_dir, error) from error
+    visual_cfg = dict(clip.visual.preprocess_cfg)
+    size = visual_cfg.get("size", 224)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    preprocess_config = PreprocessConfig(
+        size=size,
+        mean=tuple(visual_cfg["mean"]),
+        std=tuple(visual_cfg["std"]),
+        interpolation=visual_cfg.get("interpolation", "bicubic"),
+        resize_mode=visual_cfg.get("resize_mode", "shortest"),
+        fill_color=int(visual_cfg.get("fill_color", 0)),
+    )
+    tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
+    return OpenCLIPBackend(clip, tokenizer, preprocess_config)
+
+
+@hookimpl
+def register_backends(register) -> None:
+    register("open_clip", load_open_clip)

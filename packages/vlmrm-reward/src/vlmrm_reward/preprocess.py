@@ -1,0 +1,98 @@
+"""Batched image preprocessing as tensor ops on the scoring device.
+
+Backends describe their expected input with a :class:`PreprocessConfig` (the fields mirror
+open_clip's ``PreprocessCfg``); :func:`preprocess_frames` reproduces the model's evaluation
+transform (resize, crop or pad, scale to [0, 1], normalise) for a whole batch at once instead
+of a per-image PIL loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["PreprocessConfig", "preprocess_frames"]
+
+RESIZE_MODES = ("shortest", "longest", "squash")
+INTERPOLATIONS = ("bicubic", "bilinear")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What a backend's image encoder expects.
+
+    Attributes:
+        size: output (height, width) in pixels.
+        mean, std: per-channel normalisation of [0, 1] RGB values.
+        interpolation: ``"bicubic"`` or ``"bilinear"`` (antialiased, like PIL).
+        resize_mode: ``"shortest"`` (scale the short side to fit, centre-crop the rest),
+            ``"longest"`` (scale the long side to fit, pad with ``fill_color``) or
+            ``"squash"`` (resize to ``size`` ignoring aspect ratio).
+        fill_color: padding value in [0, 255] for ``"longest"``.
+    """
+
+    size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+    resize_mode: str = "shortest"
+    fill_color: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
+        # open_clip's "random" interpolation is a training augmentation; evaluation uses bicubic.
+        if self.interpolation not in INTERPOLATIONS:
+            object.__setattr__(self, "interpolation", "bicubic")
+
+
+def _resized_shape(height: int, width: int, config: PreprocessConfig) -> tuple[int, int]:
+    target_h, target_w = config.size
+    if config.resize_mode == "squash":
+        return target_h, target_w
+    ratio_h, ratio_w = height / target_h, width / target_w
+    # "shortest" fits the short side (then crops); "longest" fits the long side (then pads).
+    ratio = min(ratio_h, ratio_w) if config.resize_mode == "shortest" else max(ratio_h, ratio_w)
+    if config.resize_mode == "shortest" and target_h == target_w:
+        # torchvision's Resize(int): short side exactly `size`, long side truncated.
+        short = target_h
+        if height <= width:
+            return short, int(short * width / height)
+        return int(short * height / width), short
+    return round(height / ratio), round(width / ratio)
+
+
+def _center_crop_or_pad(images: torch.Tensor, size: tuple[int, int], fill: float) -> torch.Tensor:
+    crop_h, crop_w = size
+    height, width = images.shape[-2:]
+    if crop_h > height or crop_w > width:
+        pad_w, pad_h = max(crop_w - width, 0), max(crop_h - height, 0)
+        images = F.pad(images, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2), value=fill)
+        height, width = images.shape[-2:]
+    # torchvision's center_crop rounds the offsets this way.
+    top = round((height - crop_h) / 2.0)
+    left = round((width - crop_w) / 2.0)
+    return images[..., top : top + crop_h, left : left + crop_w]
+
+
+def preprocess_frames(frames: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:
+    """uint8 RGB frames (N, H, W, 3) on any device -> normalised float32 (N, 3, h, w) there.
+
+    Intermediate values are rounded to whole 8-bit levels after resizing, as PIL does, so the
+    result matches the model's own PIL-based transform to within one grey level.
+    """
+    images = frames.permute(0, 3, 1, 2).float()
+    height, width = images.shape[-2:]
+    new_shape = _resized_shape(height, width, config)
+    if new_shape != (height, width):
+        images = F.interpolate(
+            images, size=new_shape, mode=config.interpolation, antialias=True, align_corners=False
+        )
+        images = images.round_().clamp_(0.0, 255.0)
+    if images.shape[-2:] != config.size:
+        images = _center_crop_or_pad(images, config.size, float(config.fill_color))
+    mean = torch.tensor(config.mean, device=images.device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(config.std, device=images.device).view(1, 3, 1, 1) * 255.0
+    return (images - mean) / std
