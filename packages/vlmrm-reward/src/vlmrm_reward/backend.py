@@ -71,6 +71,6 @@ def get_backend_loader(name: str) -> BackendLoader:
     if name not in loaders:
         installed = ", ".join(sorted(loaders)) or "none (is vlmrm-reward installed with pip?)"
         close = difflib.get_close_matches(name, loaders, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown backend {name!r}{hint} Installed backends: {installed}")
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown backend {name!r}{hint}; installed backends: {installed}")
     return loaders[name]

@@ -1,0 +1,135 @@
+"""RewardModel on a tiny random open_clip model loaded through open_clip's real local-dir path."""
+
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from conftest import BASELINES, TARGETS
+from PIL import Image
+from test_reward_math import reference_reward
+from vlmrm_reward import load_reward_model, preprocess_frames
+from vlmrm_reward.open_clip_backend import load_open_clip
+from vlmrm_reward.testing import make_tiny_open_clip
+
+
+def test_rewards_follow_the_formula_on_the_models_own_embeddings(reward_model, frames):
+    rewards = reward_model(frames)
+    assert rewards.dtype == np.float32 and rewards.shape == (len(frames),)
+    expected = reference_reward(
+        reward_model.embed_images(frames).astype(np.float64),
+        reward_model.embed_text(TARGETS).astype(np.float64),
+        reward_model.embed_text(BASELINES).astype(np.float64),
+        alpha=0.5,
+    )
+    np.testing.assert_allclose(rewards, expected, atol=1e-5)
+
+
+def test_embeddings_are_unit_norm(reward_model, frames):
+    np.testing.assert_allclose(np.linalg.norm(reward_model.embed_images(frames), axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(reward_model.embed_text(TARGETS), axis=1), 1.0, atol=1e-5)
+
+
+def test_text_embeddings_are_those_of_the_underlying_clip(tiny_model_spec, reward_model):
+    clip, _, _ = open_clip.create_model_and_transforms(tiny_model_spec)
+    tokens = open_clip.get_tokenizer(tiny_model_spec)(TARGETS)
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(clip.eval().encode_text(tokens), dim=-1)
+    np.testing.assert_allclose(reward_model.embed_text(TARGETS), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 5, 1000])
+def test_rewards_do_not_depend_on_batch_size(tiny_model_spec, reward_model, frames, batch_size):
+    other = load_reward_model(
+        tiny_model_spec,
+        target_prompts=TARGETS,
+        baseline_prompts=BASELINES,
+        alpha=0.5,
+        device="cpu",
+        batch_size=batch_size,
+    )
+    np.testing.assert_allclose(other(frames), reward_model(frames), atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 256])
+def test_rewards_do_not_depend_on_how_many_devices_share_the_work(
+    tiny_model_spec, reward_model, frames, batch_size
+):
+    with load_reward_model(
+        tiny_model_spec,
+        target_prompts=TARGETS,
+        baseline_prompts=BASELINES,
+        alpha=0.5,
+        devices=["cpu", "cpu", "cpu"],
+        batch_size=batch_size,
+    ) as split:
+        assert len(split.devices) == 3
+        np.testing.assert_allclose(split(frames), reward_model(frames), atol=1e-5)
+        np.testing.assert_allclose(split.embed_images(frames), reward_model.embed_images(frames), atol=1e-5)
+
+
+def test_single_frame_torch_input_and_non_contiguous_views(reward_model, frames):
+    batch = reward_model(frames)
+    assert reward_model(frames[3]).shape == (1,)
+    np.testing.assert_allclose(reward_model(frames[3]), batch[3:4], atol=1e-6)
+    np.testing.assert_allclose(reward_model(torch.from_numpy(frames)), batch, atol=1e-6)
+    flipped = frames[:, ::-1, ::-1]  # negative strides
+    np.testing.assert_allclose(reward_model(flipped), reward_model(np.ascontiguousarray(flipped)), atol=1e-6)
+    assert reward_model(frames[:0]).shape == (0,)
+
+
+def test_any_frame_size_is_accepted(reward_model):
+    rng = np.random.default_rng(3)
+    for height, width in [(7, 300), (300, 7), (32, 32), (480, 640)]:
+        frame = rng.integers(0, 256, size=(2, height, width, 3), dtype=np.uint8)
+        assert np.isfinite(reward_model(frame)).all()
+
+
+@pytest.mark.parametrize("resize_mode", ["shortest", "longest", "squash"])
+@pytest.mark.parametrize("height, width", [(48, 64), (100, 30), (32, 32), (17, 20)])
+def test_batched_preprocessing_matches_open_clips_pil_transform(tmp_path, resize_mode, height, width):
+    spec = make_tiny_open_clip(tmp_path, resize_mode=resize_mode, image_size=24)
+    _, _, pil_transform = open_clip.create_model_and_transforms(spec)
+    config = load_open_clip(spec).preprocess_config
+    rng = np.random.default_rng(height * width)
+    coarse = Image.fromarray(rng.integers(0, 256, size=(5, 5, 3), dtype=np.uint8))
+    images = [np.array(coarse.resize((width, height), Image.BILINEAR)) for _ in range(2)]
+    ours = preprocess_frames(torch.from_numpy(np.stack(images)), config)
+    reference = torch.stack([pil_transform(Image.fromarray(image)) for image in images])
+    assert ours.shape == reference.shape
+    # PIL and torch's antialiased resampling agree to within one 8-bit grey level.
+    one_level = 1.0 / (255 * min(config.std))
+    assert (ours - reference).abs().max() <= one_level + 1e-4
+
+
+def test_bf16_autocast_on_cpu_is_close_to_fp32(tiny_model_spec, reward_model, frames):
+    bf16 = load_reward_model(
+        tiny_model_spec,
+        target_prompts=TARGETS,
+        baseline_prompts=BASELINES,
+        alpha=0.5,
+        device="cpu",
+        precision="bf16",
+    )
+    np.testing.assert_allclose(bf16(frames), reward_model(frames), atol=0.05)
+
+
+def test_closed_model_refuses_to_score(tiny_model_spec, frames):
+    model = load_reward_model(tiny_model_spec, target_prompts=["x"], device="cpu")
+    model.close()
+    model.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        model(frames)
+
+
+def test_a_failing_device_worker_raises_in_the_caller(tiny_model_spec, frames):
+    model = load_reward_model(tiny_model_spec, target_prompts=["x"], devices=["cpu", "cpu"], batch_size=4)
+
+    def broken(pixels):
+        raise RuntimeError("replica 1 failed")
+
+    model._replicas[1].encode_images = broken
+    with pytest.raises(RuntimeError, match="replica 1 failed"):
+        model(frames)
+    model.close()
