@@ -133,3 +133,10 @@ def test_a_failing_device_worker_raises_in_the_caller(tiny_model_spec, frames):
     with pytest.raises(RuntimeError, match="replica 1 failed"):
         model(frames)
     model.close()
+
+
+def test_compiled_image_encoder_gives_the_same_rewards(tiny_model_spec, frames):
+    kwargs = {"target_prompts": TARGETS, "device": "cpu", "batch_size": 4}
+    compiled = load_reward_model(tiny_model_spec, compile=True, **kwargs)
+    eager = load_reward_model(tiny_model_spec, **kwargs)
+    np.testing.assert_allclose(compiled(frames), eager(frames), atol=1e-5)

@@ -118,6 +118,8 @@ class RewardModel:
         batch_size: frames per micro-batch across all devices (any positive integer).
         precision: ``"auto"`` (fp32 on CPU, bf16 autocast on CUDA where supported, else fp16),
             or ``"fp32"``, ``"bf16"``, ``"fp16"`` explicitly.
+        compile: wrap each replica's image encoder in ``torch.compile`` (slower start, faster
+            steady state on GPUs).
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class RewardModel:
         alpha: float = 0.0,
         batch_size: int = DEFAULT_BATCH_SIZE,
         precision: Precision = "auto",
+        compile: bool = False,
     ) -> None:
         target_prompts = _check_prompts(target_prompts, "target_prompts", required=True)
         baseline_prompts = _check_prompts(baseline_prompts, "baseline_prompts", required=False)
@@ -153,6 +156,9 @@ class RewardModel:
         self._replicas = [backend.to(self.devices[0])] + [
             copy.deepcopy(backend).to(device) for device in self.devices[1:]
         ]
+        if compile:
+            for replica in self._replicas:
+                replica.encode_images = torch.compile(replica.encode_images, dynamic=True)
         self._workers = [ThreadPoolExecutor(1, f"vlmrm-reward-{d}") for d in self.devices]
         self._closed = False
 
@@ -302,6 +308,7 @@ def load_reward_model(
     batch_size: int = DEFAULT_BATCH_SIZE,
     precision: Precision = "auto",
     cache_dir: str | None = None,
+    compile: bool = False,
 ) -> RewardModel:
     """Load a VLM and fix its prompts; returns a :class:`RewardModel`.
 
@@ -332,4 +339,5 @@ def load_reward_model(
         alpha=alpha,
         batch_size=batch_size,
         precision=precision,
+        compile=compile,
     )
