@@ -25,6 +25,7 @@ def make_tiny_open_clip(
     *,
     image_size: int = 32,
     embed_dim: int = 16,
+    patch_size: int = 8,
     resize_mode: str = "shortest",
     seed: int = 0,
 ) -> str:
@@ -33,7 +34,13 @@ def make_tiny_open_clip(
     folder.mkdir(parents=True, exist_ok=True)
     model_cfg = {
         "embed_dim": embed_dim,
-        "vision_cfg": {"image_size": image_size, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+        "vision_cfg": {
+            "image_size": image_size,
+            "layers": 2,
+            "width": 32,
+            "head_width": 16,
+            "patch_size": patch_size,
+        },
         "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
     }
     preprocess_cfg = {
