@@ -153,9 +153,9 @@ class RewardModel:
         self.target_prompts = target_prompts
         self.baseline_prompts = baseline_prompts
         self.preprocess_config = backend.preprocess_config
-        self._replicas = [backend.to(self.devices[0])] + [
-            copy.deepcopy(backend).to(device) for device in self.devices[1:]
-        ]
+        # Copy before the first move so that no device briefly holds two replicas.
+        copies = [copy.deepcopy(backend).to(device) for device in self.devices[1:]]
+        self._replicas = [backend.to(self.devices[0]), *copies]
         if compile:
             for replica in self._replicas:
                 replica.encode_images = torch.compile(replica.encode_images, dynamic=True)
