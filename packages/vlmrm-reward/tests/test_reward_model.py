@@ -140,3 +140,13 @@ def test_compiled_image_encoder_gives_the_same_rewards(tiny_model_spec, frames):
     compiled = load_reward_model(tiny_model_spec, compile=True, **kwargs)
     eager = load_reward_model(tiny_model_spec, **kwargs)
     np.testing.assert_allclose(compiled(frames), eager(frames), atol=1e-5)
+
+
+def test_copies_share_the_loaded_model_and_pickling_is_refused(reward_model):
+    import copy
+    import pickle
+
+    assert copy.deepcopy({"model": reward_model})["model"] is reward_model
+    assert copy.copy(reward_model) is reward_model
+    with pytest.raises(TypeError, match="cannot be sent to another process"):
+        pickle.dumps(reward_model)

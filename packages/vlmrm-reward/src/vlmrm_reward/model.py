@@ -208,6 +208,20 @@ class RewardModel:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def __copy__(self) -> RewardModel:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> RewardModel:
+        # A loaded model is a shared resource (weights on devices, worker threads), like a file
+        # handle: copies of an env spec or config that hold it share it rather than reload it.
+        return self
+
+    def __reduce__(self):
+        raise TypeError(
+            "a RewardModel cannot be sent to another process; give each worker a model spec to load, "
+            "or render in the workers and score in the main process (defer the reward)"
+        )
+
     def __repr__(self) -> str:
         devices = ", ".join(str(d) for d in self.devices)
         return (
