@@ -1,0 +1,46 @@
+"""vlmrm-envs: headless-rendered Gymnasium envs with CLIP rewards, made by id.
+
+>>> import gymnasium as gym
+>>> import vlmrm_envs
+>>> gym.register_envs(vlmrm_envs)
+>>> env = gym.make("vlmrm/Humanoid-CLIP-v0", prompts=["a humanoid robot kneeling"])  # doctest: +SKIP
+
+Importing this package sets ``MUJOCO_GL=egl`` on a machine without a display (unless the user
+chose a backend), so import it before anything imports MuJoCo; see :mod:`vlmrm_envs.rendering`.
+"""
+
+from vlmrm_envs.rendering import configure_mujoco_gl
+
+# Must run before anything imports mujoco or OpenGL.
+configure_mujoco_gl()
+
+import gymnasium as gym  # noqa: E402
+
+from vlmrm_envs.clip_env import DEFAULT_MODEL, make_clip_env  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["DEFAULT_MODEL", "list_envs", "make_clip_env"]
+
+NAMESPACE = "vlmrm"
+
+# id -> (entry point, max_episode_steps). Episode lengths are the paper's (Humanoid 100,
+# CartPole 200); MountainCar keeps Gymnasium's 999.
+_ENVS: dict[str, tuple[str, int | None]] = {
+    "vlmrm/Humanoid-v0": ("vlmrm_envs.humanoid:HumanoidEnv", 100),
+    "vlmrm/CartPole-v0": ("vlmrm_envs.classic_control:CartPoleEnv", 200),
+    "vlmrm/MountainCarContinuous-v0": ("vlmrm_envs.classic_control:MountainCarContinuousEnv", 999),
+    # The CLIP envs' episode length is their base env's (episode_length= changes it).
+    "vlmrm/Humanoid-CLIP-v0": ("vlmrm_envs.clip_env:humanoid_clip_env", None),
+    "vlmrm/CartPole-CLIP-v0": ("vlmrm_envs.clip_env:cartpole_clip_env", None),
+    "vlmrm/MountainCarContinuous-CLIP-v0": ("vlmrm_envs.clip_env:mountain_car_clip_env", None),
+}
+
+for _env_id, (_entry_point, _max_episode_steps) in _ENVS.items():
+    if _env_id not in gym.registry:
+        gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_episode_steps)
+
+
+def list_envs() -> list[str]:
+    """The ids registered in the ``vlmrm`` namespace, sorted."""
+    return sorted(env_id for env_id, spec in gym.registry.items() if spec.namespace == NAMESPACE)

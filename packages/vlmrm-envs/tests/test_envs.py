@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import vlmrm_envs
+from conftest import BASE_IDS, CLIP_IDS, PROMPTS, SIZE, make_kwargs
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+
+def test_list_envs_has_every_paper_task_and_its_base_env():
+    assert vlmrm_envs.list_envs() == sorted(BASE_IDS + CLIP_IDS)
+
+
+def test_module_prefixed_id_registers_without_import():
+    code = (
+        "import gymnasium as gym\n"
+        "env = gym.make('vlmrm_envs:vlmrm/CartPole-v0', width=32, height=32)\n"
+        "env.reset(seed=0)\n"
+        "assert env.render().shape == (32, 32, 3)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("env_id", BASE_IDS + CLIP_IDS)
+def test_every_id_makes_steps_and_renders_a_scene(env_id, tiny_model_spec):
+    env = gym.make(env_id, **make_kwargs(env_id, tiny_model_spec))
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(3):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert not terminated and not truncated
+        assert np.isfinite(float(reward))
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.shape == (64, 64, 3)
+    # Not blank: several distinct colours with real contrast (sky, ground, the body).
+    assert frame.std() > 10 and len(np.unique(frame.reshape(-1, 3), axis=0)) > 20
+    if "CLIP" in env_id:
+        np.testing.assert_array_equal(info["frame"], frame)
+        assert -1.0 <= reward <= 1.0 and reward != 0.0
+        assert "original_reward" in info
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", CLIP_IDS)
+def test_clip_reward_is_the_reward_model_of_the_frame_after_the_step(env_id, reward_model):
+    env = gym.make(env_id, reward_model=reward_model, prompts=PROMPTS, **SIZE)
+    base = gym.make(env_id.replace("-CLIP", ""), **SIZE)
+    env.reset(seed=3)
+    base.reset(seed=3)
+    env.action_space.seed(3)
+    for _ in range(4):
+        action = env.action_space.sample()
+        _, reward, _, _, info = env.step(action)
+        _, base_reward, _, _, _ = base.step(action)
+        assert reward == pytest.approx(float(reward_model(info["frame"])[0]), abs=1e-6)
+        assert info["original_reward"] == base_reward
+        np.testing.assert_array_equal(info["frame"], base.render())
+
+
+def test_defer_reward_returns_zero_and_the_frame_without_loading_a_model():
+    env = gym.make("vlmrm/CartPole-CLIP-v0", defer_reward=True, **SIZE)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(0)
+    assert reward == 0.0
+    assert info["frame"].shape == (64, 64, 3) and info["original_reward"] == 1.0
+
+
+def test_make_clip_env_wraps_any_rgb_array_env(reward_model):
+    env = vlmrm_envs.make_clip_env("Pendulum-v1", reward_model=reward_model, episode_length=5)
+    env.reset(seed=0)
+    truncations = []
+    for _ in range(5):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert reward == pytest.approx(float(reward_model(info["frame"])[0]), abs=1e-6)
+        assert not terminated
+        truncations.append(truncated)
+    assert truncations == [False] * 4 + [True]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"model": "x", "reward_model": lambda frames: frames}, ValueError, "leave out model"),
+        ({"prompts": None}, ValueError, "prompts is required"),
+        ({"prompts": "a robot"}, TypeError, "single string"),
+        ({"render_mode": "human"}, ValueError, "render_mode"),
+        ({"episode_length": 0}, ValueError, "episode_length"),
+        ({"defer_reward": True, "model": "x"}, ValueError, "leave out model"),
+    ],
+)
+def test_make_clip_env_rejects_bad_arguments(kwargs, error, match, tiny_model_spec):
+    arguments = {"prompts": PROMPTS, "model": tiny_model_spec, "device": "cpu", **kwargs}
+    if "reward_model" in kwargs:
+        arguments.pop("device")
+    with pytest.raises(error, match=match):
+        vlmrm_envs.make_clip_env("vlmrm/CartPole-v0", **arguments)
+
+
+def test_prompts_must_match_a_shared_reward_model(reward_model):
+    with pytest.raises(ValueError, match=r"differ from reward_model\.target_prompts"):
+        gym.make("vlmrm/Humanoid-CLIP-v0", reward_model=reward_model, prompts=["a robot doing splits"])
+
+
+def test_humanoid_never_terminates_and_episodes_last_100_steps():
+    env = gym.make("vlmrm/Humanoid-v0", render_mode=None)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    lengths, steps = [], 0
+    for _ in range(150):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        steps += 1
+        assert not terminated
+        if truncated:
+            lengths.append(steps)
+            steps = 0
+            env.reset()
+    assert lengths == [100]
+    # It fell (torso below Humanoid-v5's healthy range) and the episode went on.
+    assert env.unwrapped.data.qpos[2] < 1.0
+
+
+def test_cartpole_pole_falls_onto_the_track_without_ending_the_episode():
+    env = gym.make("vlmrm/CartPole-v0")
+    observation, _ = env.reset(seed=0)
+    rewards, truncations = [], []
+    for _ in range(200):
+        observation, reward, terminated, truncated, info = env.step(1)
+        rewards.append(reward)
+        truncations.append(truncated)
+        assert not terminated and env.observation_space.contains(observation)
+    assert truncations == [False] * 199 + [True]
+    assert abs(observation[0]) == pytest.approx(2.4) and abs(observation[2]) == pytest.approx(np.pi / 2)
+    assert rewards[0] == 1.0 and rewards[-1] == 0.0 and not info["is_success"]
+
+
+def test_mountain_car_may_stay_at_the_flag():
+    env = gym.make("vlmrm/MountainCarContinuous-v0")
+    env.reset(seed=0)
+    env.unwrapped.state = np.array([0.5, 0.0])
+    for _ in range(3):
+        _, reward, terminated, _, info = env.step(np.array([1.0], dtype=np.float32))
+        assert not terminated and info["is_success"] and reward > 90
+
+
+@pytest.mark.parametrize("env_id", BASE_IDS + CLIP_IDS)
+def test_env_checkers_pass(env_id, tiny_model_spec):
+    env = gym.make(env_id, **make_kwargs(env_id, tiny_model_spec))
+    # The render check makes every listed render mode, and Humanoid's "human" needs a display.
+    check_env(env.unwrapped if "CLIP" not in env_id else env, skip_render_check=env_id == "vlmrm/Humanoid-v0")
+    sb3_check_env(env, warn=False)
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", CLIP_IDS)
+def test_seeded_runs_are_identical(env_id, reward_model):
+    def rollout():
+        env = gym.make(env_id, reward_model=reward_model, **SIZE)
+        observations, _ = env.reset(seed=7)
+        env.action_space.seed(7)
+        trace = [observations]
+        for _ in range(5):
+            observation, reward, _, _, info = env.step(env.action_space.sample())
+            trace += [observation, reward, info["frame"]]
+        env.close()
+        return trace
+
+    for first, second in zip(rollout(), rollout(), strict=True):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_humanoid_camera_and_texture_options_change_the_frame():
+    frames = {}
+    for name, kwargs in {
+        "paper": {},
+        "far": {"camera": {"distance": 8.0}},
+        "stock": {"textured": False},
+    }.items():
+        env = gym.make("vlmrm/Humanoid-v0", **SIZE, **kwargs)
+        env.reset(seed=0)
+        frames[name] = env.render().astype(int)
+        env.close()
+    assert np.abs(frames["paper"] - frames["far"]).mean() > 2
+    assert np.abs(frames["paper"] - frames["stock"]).mean() > 20
+    # The textured scene has a blue sky at the top; the stock skybox is grey-black.
+    sky = frames["paper"][:8].reshape(-1, 3).mean(axis=0)
+    assert sky[2] > sky[0] + 40
+
+
+def test_humanoid_rejects_unknown_camera_settings():
+    with pytest.raises(ValueError, match="unknown setting"):
+        gym.make("vlmrm/Humanoid-v0", camera={"zoom": 2})
