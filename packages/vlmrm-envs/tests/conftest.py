@@ -3,17 +3,11 @@ from __future__ import annotations
 import pytest
 import vlmrm_envs  # noqa: F401  (registers the envs; sets MUJOCO_GL before mujoco is imported)
 from vlmrm_reward import RewardModel, load_reward_model
-from vlmrm_reward.testing import make_tiny_open_clip
 
 SIZE = {"width": 64, "height": 64}
 BASE_IDS = ["vlmrm/Humanoid-v0", "vlmrm/CartPole-v0", "vlmrm/MountainCarContinuous-v0"]
 CLIP_IDS = ["vlmrm/Humanoid-CLIP-v0", "vlmrm/CartPole-CLIP-v0", "vlmrm/MountainCarContinuous-CLIP-v0"]
 PROMPTS = ["a humanoid robot kneeling"]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_spec(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_tiny_open_clip(tmp_path_factory.mktemp("tiny_open_clip"))
 
 
 @pytest.fixture(scope="session")

@@ -3,15 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from vlmrm_reward import RewardModel, load_reward_model
-from vlmrm_reward.testing import make_tiny_open_clip
 
 TARGETS = ["a humanoid robot kneeling", "a robot on its knees"]
 BASELINES = ["a humanoid robot"]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_spec(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_tiny_open_clip(tmp_path_factory.mktemp("tiny_open_clip"))
 
 
 @pytest.fixture(scope="session")
