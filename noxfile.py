@@ -22,6 +22,8 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sb3": ((), ("mujoco", "wandb", "click", "vlmrm-envs")),
     "cli": (("reward", "envs", "sb3"), ()),
 }
+# vlmrm packages that only a package's tests need (sb3's README quick start scores with a real tiny CLIP).
+TEST_ONLY_DEPS: dict[str, tuple[str, ...]] = {"sb3": ("reward",)}
 
 
 def _make_test_session(package: str) -> None:
@@ -34,6 +36,9 @@ def _make_test_session(package: str) -> None:
             *(f"./packages/vlmrm-{dep}" for dep in local_deps), f"./packages/vlmrm-{package}[test]"
         )
         session.run("python", ".ci/check_dependencies.py", f"vlmrm-{package}", *forbidden)
+        test_only = TEST_ONLY_DEPS.get(package, ())
+        if test_only:
+            session.install(*(f"./packages/vlmrm-{dep}" for dep in test_only))
         paths = [f"packages/vlmrm-{package}/tests"] + (["tests"] if package == "cli" else [])
         session.run("pytest", *paths, *session.posargs, env={"MUJOCO_GL": "egl"})
 

@@ -1,0 +1,298 @@
+"""SB3 off-policy algorithms whose rewards come from a reward model, scored at episode end.
+
+Each env step must put its rendered frame in ``info["frame"]`` (``vlmrm_reward.CLIPReward(env,
+reward_model, defer=True)`` does, and vlmrm-envs' envs do). The frame is held, with the replay-
+buffer slot of its transition, until the episode ends in that env; then the frames of every episode
+that ended at that step are scored together, in calls of at most ``reward_batch_size`` frames, and
+the rewards written into their slots. Until then the slots cannot be sampled (see
+:mod:`vlmrm_sb3.buffers`), so no gradient step sees a reward that is not yet written.
+"""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sb3_contrib
+import stable_baselines3 as sb3
+from gymnasium import spaces
+from numpy.typing import ArrayLike
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import MaybeCallback
+from stable_baselines3.common.utils import safe_mean
+
+from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
+
+__all__ = ["DQN", "QRDQN", "SAC", "TD3", "TQC", "EpisodeRewardMixin", "RewardFunction"]
+
+RewardFunction = Callable[[np.ndarray], ArrayLike]
+"""Frames (N, ...) stacked from ``info["frame"]`` (uint8 (N, H, W, 3) images for CLIP) -> rewards (N,)."""
+
+
+@dataclass
+class _Episode:
+    """The running episode of one env: frames not yet scored, and its returns so far."""
+
+    frames: list[np.ndarray] = field(default_factory=list)
+    add_indices: list[int] = field(default_factory=list)  # the replay-buffer add index of each frame
+    reward_return: float = 0.0  # of the frames already scored
+    original_return: float | None = None  # sum of info["original_reward"], when the env gives it
+
+
+def _check_reward_model(reward_model: object) -> None:
+    if reward_model is not None and not callable(reward_model):
+        raise TypeError(f"reward_model must be callable frames -> rewards, got {type(reward_model).__name__}")
+
+
+def _check_reward_batch_size(reward_batch_size: object) -> None:
+    if reward_batch_size is None:
+        return
+    if not isinstance(reward_batch_size, int) or isinstance(reward_batch_size, bool):
+        raise TypeError(f"reward_batch_size must be an int or None, got {type(reward_batch_size).__name__}")
+    if reward_batch_size < 1:
+        raise ValueError(f"reward_batch_size must be positive or None, got {reward_batch_size}")
+
+
+class EpisodeRewardMixin:
+    """Turns an SB3 off-policy algorithm into one whose rewards are scored at episode end.
+
+    Put it first in the bases: ``class SAC(EpisodeRewardMixin, stable_baselines3.SAC)``. The
+    constructor takes the parent's arguments plus:
+
+    Args:
+        reward_model: frames (N, ...) -> rewards (N,), e.g. a ``vlmrm_reward.RewardModel``. It is
+            not saved with the model: pass it again to ``load``. May be None for a model that is
+            only evaluated.
+        reward_batch_size: the most frames per reward_model call; None scores all frames that
+            are due in one call.
+
+    Logged through SB3's logger: ``rollout/clip_ep_rew_mean`` (episode return under the reward
+    model), ``rollout/original_ep_rew_mean`` (of ``info["original_reward"]``, when present),
+    ``reward_model/seconds`` and ``reward_model/frames`` (spent in reward_model calls during this
+    ``learn``), and ``reward_model/frames_per_second``. SB3's own ``rollout/ep_rew_mean`` shows
+    the env's reward, which is 0.0 for an env that defers its CLIP reward.
+    """
+
+    # From the SB3 algorithm this is mixed into.
+    replay_buffer: Any
+    replay_buffer_class: type[ReplayBuffer] | None
+    observation_space: Any
+    n_envs: int
+    n_steps: int
+    logger: Any
+    _last_obs: Any
+    _vec_normalize_env: Any
+    _stats_window_size: int
+
+    def __init__(
+        self,
+        *args: Any,
+        reward_model: RewardFunction | None = None,
+        reward_batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _check_reward_model(reward_model)
+        _check_reward_batch_size(reward_batch_size)
+        self.reward_model = reward_model
+        self.reward_batch_size = reward_batch_size
+        self._episodes: list[_Episode] = []
+        self._reward_returns: deque[float] | None = None
+        self._original_returns: deque[float] | None = None
+        self._reward_seconds = 0.0
+        self._reward_frames = 0
+        super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        if self.n_steps > 1:
+            raise ValueError(
+                f"n_steps={self.n_steps} is not supported: n-step returns would read rewards not yet scored"
+            )
+        buffer_class = self.replay_buffer_class
+        if buffer_class in (None, ReplayBuffer, DictReplayBuffer):
+            dict_obs = buffer_class is DictReplayBuffer or (
+                buffer_class is None and isinstance(self.observation_space, spaces.Dict)
+            )
+            self.replay_buffer_class = LabelledDictReplayBuffer if dict_obs else LabelledReplayBuffer
+        elif not issubclass(buffer_class, LabelledBufferMixin):
+            raise ValueError(
+                f"replay_buffer_class={buffer_class.__name__} is not supported (HER included): "
+                "use ReplayBuffer, DictReplayBuffer or a subclass of vlmrm_sb3.LabelledBufferMixin"
+            )
+        super()._setup_model()  # type: ignore[misc]
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if self.reward_model is None:
+            raise ValueError("reward_model is None: pass reward_model= to the constructor or to load()")
+        _check_reward_model(self.reward_model)
+        _check_reward_batch_size(self.reward_batch_size)
+        if self._vec_normalize_env is not None and self._vec_normalize_env.norm_reward:
+            raise ValueError(
+                "VecNormalize(norm_reward=True) would normalise with statistics of the env's reward, "
+                "not the reward model's: use norm_reward=False"
+            )
+        if reset_num_timesteps or self._last_obs is None or len(self._episodes) != self.n_envs:
+            # SB3 resets the env: the running episodes stop without a done, but their transitions
+            # stay in the buffer and need their rewards.
+            self._score(list(enumerate(self._episodes)))
+            self._episodes = [_Episode() for _ in range(self.n_envs)]
+        if reset_num_timesteps or self._reward_returns is None:
+            self._reward_returns = deque(maxlen=self._stats_window_size)
+            self._original_returns = deque(maxlen=self._stats_window_size)
+        self._reward_seconds, self._reward_frames = 0.0, 0
+        return super()._setup_learn(  # type: ignore[misc]
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+
+    def _store_transition(
+        self,
+        replay_buffer: LabelledBufferMixin,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        frames = _frames_of(infos)
+        add_index = replay_buffer.rows_added
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
+        for episode, frame, info in zip(self._episodes, frames, infos, strict=True):
+            episode.frames.append(frame)
+            episode.add_indices.append(add_index)
+            if "original_reward" in info:
+                episode.original_return = (episode.original_return or 0.0) + float(info["original_reward"])
+        ended = [(env_index, self._episodes[env_index]) for env_index in np.flatnonzero(dones)]
+        if not ended:
+            return
+        self._score(ended)
+        assert self._reward_returns is not None and self._original_returns is not None
+        for env_index, episode in ended:
+            self._reward_returns.append(episode.reward_return)
+            if episode.original_return is not None:
+                self._original_returns.append(episode.original_return)
+            self._episodes[env_index] = _Episode()
+
+    def train(self, gradient_steps: int, *args: Any, **kwargs: Any) -> None:
+        if not self.replay_buffer.has_sampleable_row():
+            # Training starts before any episode has ended: score the running episodes up to now.
+            self._score(list(enumerate(self._episodes)))
+        super().train(gradient_steps, *args, **kwargs)  # type: ignore[misc]
+
+    def _score(self, episodes: Sequence[tuple[int, _Episode]]) -> None:
+        """Score the held frames of ``episodes`` (env index, episode), write their rewards, drop the frames."""
+        frames = [frame for _, episode in episodes for frame in episode.frames]
+        if not frames:
+            return
+        rewards = self._call_reward_model(frames)
+        self.replay_buffer.write_rewards(
+            np.array([index for _, episode in episodes for index in episode.add_indices], dtype=np.int64),
+            np.array([env_index for env_index, episode in episodes for _ in episode.frames], dtype=np.int64),
+            rewards,
+        )
+        start = 0
+        for _, episode in episodes:
+            end = start + len(episode.frames)
+            episode.reward_return += float(rewards[start:end].sum(dtype=np.float64))
+            episode.frames, episode.add_indices, start = [], [], end
+
+    def _call_reward_model(self, frames: list[np.ndarray]) -> np.ndarray:
+        """Rewards float32 (N,) of N frames, in calls of at most reward_batch_size frames."""
+        assert self.reward_model is not None
+        batch_size = self.reward_batch_size or len(frames)
+        rewards = np.empty(len(frames), dtype=np.float32)
+        for start in range(0, len(frames), batch_size):
+            batch = np.stack(frames[start : start + batch_size])
+            began = time.perf_counter()
+            batch_rewards = np.asarray(self.reward_model(batch), dtype=np.float32)
+            self._reward_seconds += time.perf_counter() - began
+            if batch_rewards.shape != (len(batch),):
+                raise ValueError(
+                    f"reward_model returned shape {batch_rewards.shape} for {len(batch)} frames; expected ({len(batch)},)"
+                )
+            rewards[start : start + len(batch)] = batch_rewards
+        self._reward_frames += len(frames)
+        return rewards
+
+    def dump_logs(self) -> None:
+        if self._reward_returns:
+            self.logger.record("rollout/clip_ep_rew_mean", safe_mean(list(self._reward_returns)))
+        if self._original_returns:
+            self.logger.record("rollout/original_ep_rew_mean", safe_mean(list(self._original_returns)))
+        self.logger.record("reward_model/seconds", self._reward_seconds)
+        self.logger.record("reward_model/frames", self._reward_frames)
+        if self._reward_seconds > 0:
+            self.logger.record("reward_model/frames_per_second", self._reward_frames / self._reward_seconds)
+        super().dump_logs()  # type: ignore[misc]
+
+    def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """Save the replay buffer, first scoring the running episodes so that it is fully labelled."""
+        self._score(list(enumerate(self._episodes)))
+        super().save_replay_buffer(path)  # type: ignore[misc]
+
+    def load_replay_buffer(
+        self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True
+    ) -> None:
+        """Load a replay buffer saved by a vlmrm_sb3 algorithm; frames held for the old buffer are dropped."""
+        previous = self.replay_buffer
+        super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
+        if not isinstance(self.replay_buffer, LabelledBufferMixin):
+            loaded, self.replay_buffer = self.replay_buffer, previous
+            raise TypeError(
+                f"the replay buffer in {path!r} is a {type(loaded).__name__}, not a vlmrm_sb3 labelled buffer"
+            )
+        for episode in self._episodes:
+            episode.frames, episode.add_indices = [], []
+
+    def _excluded_save_params(self) -> list[str]:
+        # The reward model may hold GPUs and weights of gigabytes; held frames belong to the replay buffer.
+        return [*super()._excluded_save_params(), "reward_model", "_episodes"]  # type: ignore[misc]
+
+
+def _frames_of(infos: list[dict[str, Any]]) -> list[np.ndarray]:
+    frames = []
+    for env_index, info in enumerate(infos):
+        frame = info.get("frame")
+        if frame is None:
+            raise ValueError(
+                f"env {env_index} gave no info['frame'] at this step: episode-end reward algorithms score "
+                "rendered frames; wrap the env in vlmrm_reward.CLIPReward(env, reward_model, defer=True)"
+            )
+        frames.append(np.array(frame))  # a copy: renderers may reuse their output array
+    return frames
+
+
+class SAC(EpisodeRewardMixin, sb3.SAC):
+    """stable-baselines3's SAC with rewards from ``reward_model``, scored at episode end.
+
+    ``SAC(policy, env, reward_model=..., reward_batch_size=None, **sac_kwargs)``; see
+    :class:`EpisodeRewardMixin`.
+    """
+
+
+class TD3(EpisodeRewardMixin, sb3.TD3):
+    """stable-baselines3's TD3 with rewards from ``reward_model``; see :class:`EpisodeRewardMixin`."""
+
+
+class DQN(EpisodeRewardMixin, sb3.DQN):
+    """stable-baselines3's DQN with rewards from ``reward_model``; see :class:`EpisodeRewardMixin`."""
+
+
+class TQC(EpisodeRewardMixin, sb3_contrib.TQC):
+    """sb3-contrib's TQC with rewards from ``reward_model``; see :class:`EpisodeRewardMixin`."""
+
+
+class QRDQN(EpisodeRewardMixin, sb3_contrib.QRDQN):
+    """sb3-contrib's QRDQN with rewards from ``reward_model``; see :class:`EpisodeRewardMixin`."""
