@@ -12,7 +12,6 @@ Model spellings (as open_clip names them):
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,13 +83,13 @@ def _split_spec(model: str) -> tuple[str, str | None]:
 
 
 def _download_hint(model: str, cache_dir: str | None, error: Exception) -> RuntimeError:
-    where = cache_dir or os.environ.get("HF_HOME") or "open_clip's default cache (~/.cache)"
+    arch, _, tag = model.partition("/")
+    folder = cache_dir or "/models"
     return RuntimeError(
         f"could not get the weights of {model!r} ({type(error).__name__}: {error}). "
         f'On a machine with internet, run `python -c "import open_clip; '
-        f"open_clip.create_model('{model.split('/')[0]}', pretrained='{model.partition('/')[2]}', "
-        f"cache_dir='{where}')\"` and copy the cache folder here (pass it as cache_dir), or save "
-        "the model folder and load it as 'local-dir:/path/to/folder'"
+        f"open_clip.create_model('{arch}', pretrained='{tag}', cache_dir='{folder}')\"`, copy {folder} "
+        f"here and pass it as cache_dir, or load a saved model folder as 'local-dir:/path/to/folder'"
     )
 
 

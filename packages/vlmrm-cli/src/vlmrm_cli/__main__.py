@@ -1,0 +1,3 @@
+from vlmrm_cli.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""Checkpoints that a crash or a signal can never leave half-written.
+
+A checkpoint is ``checkpoints/step_<steps>.zip`` (the stable-baselines3 model) plus, optionally,
+``checkpoints/replay_buffer_step_<steps>.pkl``. Each file is written to a temporary file in the
+same folder, flushed to disk and renamed over its final name, so a reader sees either the old
+file or the complete new one. The model is written last: its presence marks a whole checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["atomic_write", "checkpoint_path", "latest_checkpoint", "replay_buffer_path", "save_checkpoint"]
+
+_CHECKPOINT = re.compile(r"^step_(\d+)\.zip$")
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then atomically replace ``path``.
+
+    If ``write`` raises (or the process dies), ``path`` keeps its previous content and the
+    temporary file is removed (or left under a hidden ``.<name>.*.tmp`` name).
+    """
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    # The rename is durable only once the folder itself is on disk.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return path
+
+
+def checkpoint_path(folder: str | Path, steps: int) -> Path:
+    return Path(folder) / f"step_{steps:010d}.zip"
+
+
+def replay_buffer_path(folder: str | Path, steps: int) -> Path:
+    return Path(folder) / f"replay_buffer_step_{steps:010d}.pkl"
+
+
+def save_checkpoint(model, folder: str | Path, *, replay_buffer: bool) -> Path:
+    """Save ``model`` (a stable-baselines3 algorithm) at its step count; returns the model path.
+
+    With ``replay_buffer``, also saves the replay buffer and deletes older replay buffers (they
+    are large); older model checkpoints are kept.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = model.num_timesteps
+    buffer_path = replay_buffer_path(folder, steps)
+    if replay_buffer:
+        atomic_write(buffer_path, model.save_replay_buffer)
+    path = atomic_write(checkpoint_path(folder, steps), model.save)
+    for old in folder.glob("replay_buffer_step_*.pkl"):
+        if old != buffer_path or not replay_buffer:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
+    """The checkpoint with the most steps in ``folder`` and its step count, or None."""
+    found = [
+        (int(match.group(1)), path)
+        for path in Path(folder).glob("step_*.zip")
+        if (match := _CHECKPOINT.match(path.name))
+    ]
+    if not found:
+        return None
+    steps, path = max(found)
+    return path, steps

@@ -1,0 +1,473 @@
+"""The ``vlmrm train`` config: the research code's schema key for key, plus additions with defaults.
+
+Every section forbids unknown keys. :func:`load_config` reads a YAML file or YAML text, applies
+``--set`` overrides and validates; :func:`resolve_config` then fills what depends on the env
+(the algorithm, the algorithm's own defaults). Every problem raises one :class:`ConfigError`
+whose message is a single line naming the key path, e.g. ``rl.n_steps: ...``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import gymnasium as gym
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "Config",
+    "ConfigError",
+    "LoggingConfig",
+    "RLConfig",
+    "RenderConfig",
+    "RewardConfig",
+    "WandbConfig",
+    "algorithm_class",
+    "apply_overrides",
+    "dump_config",
+    "load_config",
+    "parse_yaml",
+    "read_config_source",
+    "resolve_config",
+    "validate_config",
+]
+
+# The open_clip model used when a config names none: small enough for any GPU. Kept equal to
+# vlmrm_envs.DEFAULT_MODEL (a test checks), without importing torch to read a config.
+DEFAULT_MODEL = "ViT-B-32/laion2b_s34b_b79k"
+
+ALGORITHMS: dict[str, str] = {
+    "sac": "Box",
+    "td3": "Box",
+    "tqc": "Box",
+    "dqn": "Discrete",
+    "qrdqn": "Discrete",
+}
+"""Algorithm name -> the action space it needs."""
+
+# rl keys that map one to one onto constructor arguments of the algorithm; None in the config
+# means "the algorithm's own default", which resolve_config writes in.
+ALGORITHM_ARGUMENTS = (
+    "learning_starts",
+    "train_freq",
+    "batch_size",
+    "gradient_steps",
+    "tau",
+    "gamma",
+    "learning_rate",
+    "buffer_size",
+)
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message is one line naming the key path."""
+
+
+def _reject_bool(value: Any) -> Any:
+    # pydantic's lax mode reads True as 1; in a config, `n_steps: yes` is a mistake.
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+_Number = BeforeValidator(_reject_bool)
+PositiveInt = Annotated[int, _Number, Field(gt=0)]
+NonNegativeInt = Annotated[int, _Number, Field(ge=0)]
+Fraction = Annotated[float, _Number, Field(ge=0.0, le=1.0)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or blank")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RewardConfig(_Section):
+    """``reward``: the CLIP reward model (goal-baseline reward, paper eq. 3)."""
+
+    name: Literal["clip"] = "clip"
+    pretrained_model: Text = DEFAULT_MODEL
+    """open_clip ``"ARCH/TAG"``, ``"ARCH/path.pt"``, ``"hf-hub:org/repo"`` or ``"local-dir:/folder"``."""
+    batch_size: PositiveInt = 256
+    """Frames per CLIP forward pass, split across ``devices``; any value works."""
+    alpha: Fraction = 0.0
+    target_prompts: list[Text] = Field(min_length=1)
+    baseline_prompts: list[Text] = []
+    cache_dir: str | None = None
+    # -- additions --
+    backend: Text = "open_clip"
+    devices: list[Text] | None = Field(default=None, min_length=1)
+    """Devices that score frames, e.g. ``[cuda:1, cuda:2]``; default: every visible GPU, else the CPU."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+
+
+class RLConfig(_Section):
+    """``rl``: the RL algorithm. Step counts are env steps summed over all envs unless noted."""
+
+    policy_name: Text = "MlpPolicy"
+    n_steps: PositiveInt
+    n_envs_per_worker: PositiveInt = 1
+    episode_length: PositiveInt | None = None
+    """Steps per episode; default: the env's registered limit."""
+    learning_starts: NonNegativeInt | None = None
+    train_freq: PositiveInt | None = None
+    """Steps per env between training phases (stable-baselines3 meaning)."""
+    batch_size: PositiveInt | None = None
+    gradient_steps: Annotated[int, _Number, Field(ge=-1)] | None = None
+    """Gradient steps per training phase; -1: as many as steps collected."""
+    tau: Annotated[float, _Number, Field(gt=0.0, le=1.0)] | None = None
+    gamma: Fraction | None = None
+    learning_rate: Annotated[float, _Number, Field(gt=0.0)] | None = None
+    # -- additions --
+    algorithm: Literal["auto", "sac", "td3", "tqc", "dqn", "qrdqn"] = "auto"
+    """``auto``: sac for continuous (Box) actions, dqn for discrete ones."""
+    n_workers: PositiveInt | None = None
+    """Render workers (GPUs); there are n_workers * n_envs_per_worker envs. Default: the visible GPUs, or 1."""
+    vec_env: Literal["auto", "dummy", "subproc"] = "auto"
+    """``auto``: one process per env (subproc) when there are several envs."""
+    buffer_size: PositiveInt | None = None
+    device: Text = "auto"
+    """Device of the policy and Q networks."""
+    policy_kwargs: dict[str, Any] = {}
+    algorithm_kwargs: dict[str, Any] = {}
+    """Further constructor arguments of the algorithm, e.g. ``{ent_coef: 0.1}``."""
+
+    @field_validator("gradient_steps")
+    @classmethod
+    def _gradient_steps_not_zero(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("Input should be a positive integer, or -1 for as many as steps collected")
+        return value
+
+
+class LoggingConfig(_Section):
+    """``logging``: how often (in env steps summed over all envs) to save and log; null turns one off."""
+
+    checkpoint_freq: PositiveInt | None = 100_000
+    video_freq: PositiveInt | None = 100_000
+    tensorboard_freq: PositiveInt = 1_000
+    # -- additions --
+    replay_buffer_max_gb: Annotated[float, _Number, Field(ge=0.0)] | None = 4.0
+    """Save the replay buffer with each checkpoint (only the latest is kept), so that a resumed run
+    trains on it, while its allocated size is at most this many GB; 0: never, null: always."""
+    video_fps: PositiveInt = 30
+
+
+class RenderConfig(_Section):
+    """``render``: frame size in pixels, for envs whose constructor takes one (MuJoCo and vlmrm envs)."""
+
+    width: Annotated[int, _Number, Field(ge=16)] = 224
+    height: Annotated[int, _Number, Field(ge=16)] = 224
+
+
+class WandbConfig(_Section):
+    """``wandb``: ``auto`` logs online when ``WANDB_API_KEY`` is set, else offline into the run folder."""
+
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: Text = "vlmrm"
+    entity: str | None = None
+
+
+class Config(_Section):
+    """A ``vlmrm train`` run."""
+
+    env_name: Text
+    """A ``vlmrm/...`` id, or any Gymnasium id that renders ``rgb_array`` (wrapped with the CLIP reward)."""
+    base_path: Text = "runs"
+    seed: Annotated[int, _Number, Field(ge=0, lt=2**32)] = 0
+    description: str = ""
+    tags: list[str] = []
+    reward: RewardConfig
+    rl: RLConfig
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # -- additions --
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    env_kwargs: dict[str, Any] = {}
+    """Passed to ``gym.make``, e.g. ``{camera: {...}}`` for ``vlmrm/Humanoid-v0``."""
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+
+    @field_validator("env_name")
+    @classmethod
+    def _registered(cls, env_name: str) -> str:
+        import vlmrm_envs  # noqa: F401  (registers the vlmrm/ ids)
+
+        if ":" in env_name:  # gym.make's "module:EnvId" form imports the module that registers it
+            module, _, env_id = env_name.partition(":")
+            try:
+                __import__(module)
+            except ImportError as error:
+                raise ValueError(f"cannot import module {module!r} ({error})") from None
+        else:
+            env_id = env_name
+        if env_id not in gym.registry:
+            close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else "; `vlmrm envs` lists the vlmrm ids"
+            raise ValueError(f"{env_id!r} is not a registered Gymnasium env{hint}")
+        return env_name
+
+    @property
+    def n_envs(self) -> int:
+        """Envs in the vector env (after :func:`resolve_config`)."""
+        return (self.rl.n_workers or 1) * self.rl.n_envs_per_worker
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects duplicate keys and reads ``3e-4`` as a float (YAML 1.2)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 (PyYAML) reads an exponent without a dot, as in the research code's `3e-4`, as a string.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str, source: str = "config") -> Any:
+    """Parse YAML safely; raises :class:`ConfigError` with the line and column of a syntax error."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context = getattr(error, "context", None)
+        detail = f"{context}, {problem}" if context and problem != context else problem
+        raise ConfigError(f"{source}{where}: malformed YAML: {' '.join(detail.split())}") from None
+
+
+def read_config_source(source: str) -> tuple[dict[str, Any], str]:
+    """Read a config from a YAML file path or from YAML text; returns (mapping, where from).
+
+    Text is told apart from a path by being YAML that parses to a mapping (``vlmrm train
+    "$(cat config.yaml)"``); anything else must be an existing file.
+    """
+    path = Path(source)
+    is_file = "\n" not in source and len(source) < 4096 and path.is_file()
+    if is_file:
+        try:
+            text, where = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot read the config ({error})") from None
+    elif ":" in source or "\n" in source:
+        text, where = source, "config text"
+    else:
+        raise ConfigError(f"{source}: no such config file (give a YAML file path or YAML text)")
+    data = parse_yaml(text, where)
+    if data is None:
+        raise ConfigError(f"{where}: the config is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a config must be a YAML mapping of keys, got {type(data).__name__}")
+    return data, where
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (value read as YAML) to a copy of ``data``."""
+    data = yaml.load(yaml.safe_dump(data), Loader=_Loader)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set {override!r}: expected KEY.PATH=VALUE, e.g. rl.n_steps=1000")
+        value = parse_yaml(raw, f"--set {key}") if raw.strip() else None
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                section = ".".join(parts[: depth + 1])
+                raise ConfigError(f"{key}: {section} is a value, not a section with keys")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def validate_config(data: dict[str, Any]) -> Config:
+    """Validate a config mapping; raises :class:`ConfigError` naming each bad key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        messages = [_describe(item) for item in error.errors(include_url=False)]
+        raise ConfigError("; ".join(dict.fromkeys(messages))) from None
+
+
+def load_config(source: str, overrides: Sequence[str] = ()) -> Config:
+    """Read (file path or YAML text), override (``["rl.n_steps=1000"]``) and validate a config."""
+    data, _ = read_config_source(source)
+    return validate_config(apply_overrides(data, overrides))
+
+
+def dump_config(config: Config) -> str:
+    """The config as YAML, every key in schema order, defaults included."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
+
+
+# -- error messages -----------------------------------------------------------------------------
+
+
+def _key_path(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _schema_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, field in model.model_fields.items():
+        yield (*prefix, name)
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _schema_paths(field.annotation, (*prefix, name))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    path = _key_path(loc) or "config"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key{_did_you_mean(loc)}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    message = error["msg"]
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = "should be a section of keys"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    elif "input" in error and not isinstance(error["input"], (dict, list)):
+        message += f" (got {error['input']!r})"
+    return f"{path}: {message}"
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    key, parent = str(loc[-1]), tuple(str(part) for part in loc[:-1])
+    paths = list(_schema_paths(Config))
+    siblings = [path[-1] for path in paths if path[:-1] == parent]
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {'.'.join((*parent, close[0]))!r}?"
+    # The right key in another section, e.g. `n_steps` at the top level.
+    elsewhere = [path for path in paths if difflib.get_close_matches(key, [path[-1]], n=1, cutoff=0.8)]
+    if elsewhere:
+        return f"; did you mean {'.'.join(elsewhere[0])!r}?"
+    if siblings:
+        return f"; valid keys here: {', '.join(siblings)}"
+    return ""
+
+
+# -- resolving what depends on the env ----------------------------------------------------------
+
+
+def algorithm_class(name: str) -> type:
+    """The ``vlmrm_sb3`` class for an algorithm name (``"sac"``, ...)."""
+    import vlmrm_sb3
+
+    return getattr(vlmrm_sb3, name.upper() if name != "qrdqn" else "QRDQN")
+
+
+def _constructor_defaults(cls: type) -> dict[str, Any]:
+    """Every keyword argument of ``cls``'s constructor with its default, following ``**kwargs`` up the MRO."""
+    defaults: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        for parameter in parameters:
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                defaults.setdefault(parameter.name, parameter.default)
+        if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+            break
+    return defaults
+
+
+# Constructor arguments that vlmrm itself passes.
+_SET_BY_VLMRM = ("policy", "env", "reward_model", "verbose", "tensorboard_log", "_init_setup_model")
+
+
+def resolve_config(config: Config, action_space: gym.Space, episode_length: int | None) -> Config:
+    """Fill in what the env decides: the algorithm, its defaults, ``n_workers``, ``episode_length``.
+
+    Args:
+        action_space: the env's (single, not vectorised) action space.
+        episode_length: the env's registered episode length (None: unlimited).
+
+    Raises:
+        ConfigError: the algorithm does not fit the action space, or ``policy_name``,
+            ``algorithm_kwargs`` or ``policy_kwargs`` do not fit the algorithm.
+    """
+    rl = config.rl
+    space = type(action_space).__name__
+    if space not in ("Box", "Discrete"):
+        raise ConfigError(
+            f"env_name: {config.env_name} has a {space} action space; vlmrm trains Box or Discrete"
+        )
+    algorithm = rl.algorithm
+    if algorithm == "auto":
+        algorithm = "sac" if space == "Box" else "dqn"
+    elif ALGORITHMS[algorithm] != space:
+        fitting = ", ".join(name for name, needs in ALGORITHMS.items() if needs == space)
+        raise ConfigError(
+            f"rl.algorithm: {algorithm} needs a {ALGORITHMS[algorithm]} action space, but {config.env_name} "
+            f"has {action_space}; use one of {fitting}"
+        )
+    cls = algorithm_class(algorithm)
+    defaults = _constructor_defaults(cls)
+    if rl.policy_name not in getattr(cls, "policy_aliases", {}):
+        choices = ", ".join(getattr(cls, "policy_aliases", {}))
+        raise ConfigError(
+            f"rl.policy_name: {algorithm} has no policy {rl.policy_name!r}; choose from {choices}"
+        )
+    settable = {name for name in defaults if name not in _SET_BY_VLMRM}
+    for key in rl.algorithm_kwargs:
+        if key in ALGORITHM_ARGUMENTS or key in ("policy_kwargs", "device", "seed"):
+            raise ConfigError(
+                f"rl.algorithm_kwargs.{key}: set {'seed' if key == 'seed' else 'rl.' + key} instead"
+            )
+        if key not in settable:
+            close = difflib.get_close_matches(key, sorted(settable), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"rl.algorithm_kwargs.{key}: {cls.__name__} takes no such argument{hint}")
+    update: dict[str, Any] = {"algorithm": algorithm}
+    for key in ALGORITHM_ARGUMENTS:
+        default = defaults.get(key, inspect.Parameter.empty)
+        if getattr(rl, key) is None and isinstance(default, (int, float)) and not isinstance(default, bool):
+            update[key] = default
+    if rl.n_workers is None:
+        from vlmrm_envs.rendering import visible_render_devices
+
+        update["n_workers"] = max(1, len(visible_render_devices()))
+    if rl.episode_length is None:
+        update["episode_length"] = episode_length
+    return config.model_copy(update={"rl": rl.model_copy(update=update)})
