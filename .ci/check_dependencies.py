@@ -33,7 +33,8 @@ def declared_requirements(dist: str) -> set[str]:
 def imported_modules(dist: str) -> set[str]:
     package = importlib.import_module(dist.replace("-", "_"))
     for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
-        importlib.import_module(info.name)
+        if info.name.rpartition(".")[2] != "__main__":  # running it would start the command line
+            importlib.import_module(info.name)
     return {name.partition(".")[0] for name in sys.modules}
 
 

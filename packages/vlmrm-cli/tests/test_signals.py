@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 from vlmrm_cli.checkpoints import latest_checkpoint
@@ -28,10 +29,19 @@ def _wait_for_checkpoint(run_base: Path, process: subprocess.Popen, timeout: flo
     pytest.fail("no checkpoint appeared")
 
 
+def _assert_all_gone(processes: list[psutil.Process], timeout: float = 10.0) -> None:
+    """None of ``processes`` is alive or a zombie within ``timeout`` seconds of the run's exit."""
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    left = [f"{p.pid} {p.name()} ({p.status()})" for p in alive if p.is_running()]
+    for process in alive:
+        process.kill()
+    assert not left, f"processes of the run left behind: {left}"
+
+
 @pytest.mark.parametrize(
     ("signum", "exit_code", "n_envs_per_worker"),
-    [(signal.SIGINT, 130, 2), (signal.SIGTERM, 143, 1)],
-    ids=["SIGINT-to-process-group-with-worker-processes", "SIGTERM"],
+    [(signal.SIGINT, 130, 3), (signal.SIGTERM, 143, 2)],
+    ids=["SIGINT-to-process-group", "SIGTERM-to-main-process"],
 )
 def test_signal_saves_checkpoint_and_exits(
     signum: int, exit_code: int, n_envs_per_worker: int, make_config, write_config, tmp_path: Path
@@ -53,6 +63,9 @@ def test_signal_saves_checkpoint_and_exits(
     )
     try:
         run_dir = _wait_for_checkpoint(tmp_path / "runs", process)
+        # Env workers, the forkserver, wandb's service: everything the run started.
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        assert len(descendants) >= n_envs_per_worker
         if signum == signal.SIGINT:
             os.killpg(process.pid, signum)  # what Ctrl-C does: the whole group, workers included
         else:
@@ -62,6 +75,7 @@ def test_signal_saves_checkpoint_and_exits(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == exit_code, stderr
+    _assert_all_gone(descendants)
     assert "Traceback" not in stderr, stderr
     path, steps = latest_checkpoint(run_dir / "checkpoints")
     assert f"Stopped at step {steps}: checkpoint {path}" in stderr

@@ -70,16 +70,20 @@ def test_defer_reward_returns_zero_and_the_frame_without_loading_a_model():
     assert info["frame"].shape == (64, 64, 3) and info["original_reward"] == 1.0
 
 
-def test_make_clip_env_wraps_any_rgb_array_env(reward_model):
-    env = vlmrm_envs.make_clip_env("Pendulum-v1", reward_model=reward_model, episode_length=5)
+@pytest.mark.parametrize("env_id", ["Reacher-v5", "vlmrm_envs:vlmrm/CartPole-v0"])
+def test_make_clip_env_wraps_any_rgb_array_env(env_id, reward_model):
+    # Any id gym.make takes, its "module:EnvId" form included; the frame size reaches the env.
+    env = vlmrm_envs.make_clip_env(env_id, reward_model=reward_model, episode_length=5, width=48, height=40)
     env.reset(seed=0)
     truncations = []
     for _ in range(5):
         _, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert reward == pytest.approx(float(reward_model(info["frame"])[0]), abs=1e-6)
+        assert info["frame"].shape == (40, 48, 3)
         assert not terminated
         truncations.append(truncated)
     assert truncations == [False] * 4 + [True]
+    env.close()
 
 
 @pytest.mark.parametrize(

@@ -115,9 +115,14 @@ def test_bf16_autocast_on_cpu_is_close_to_fp32(tiny_model_spec, reward_model, fr
     np.testing.assert_allclose(bf16(frames), reward_model(frames), atol=0.05)
 
 
-def test_closed_model_refuses_to_score(tiny_model_spec, frames):
-    model = load_reward_model(tiny_model_spec, target_prompts=["x"], device="cpu")
+def test_closed_model_refuses_to_score_and_leaves_no_thread(tiny_model_spec, frames):
+    import threading
+
+    model = load_reward_model(tiny_model_spec, target_prompts=["x"], devices=["cpu", "cpu"], batch_size=4)
+    model(frames)  # the device workers' threads start on first use
+    assert sum(thread.name.startswith("vlmrm-reward-") for thread in threading.enumerate()) == 2
     model.close()
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("vlmrm-reward-")]
     model.close()
     with pytest.raises(RuntimeError, match="closed"):
         model(frames)

@@ -32,6 +32,15 @@ def _config_errors() -> Iterator[None]:
         raise BadConfig(str(error)) from None
 
 
+@contextmanager
+def _worker_errors(*errors: type[Exception]) -> Iterator[None]:
+    # The worker printed its traceback; the user needs one line on what it means, and exit code 1.
+    try:
+        yield
+    except errors as error:
+        raise click.ClickException(str(error)) from None
+
+
 set_option = click.option(
     "--set",
     "overrides",
@@ -77,6 +86,7 @@ def train(
     events, videos and the final model. Ctrl-C or SIGTERM saves a checkpoint and exits
     (130 / 143); continue with --resume RUN_DIR.
     """
+    from vlmrm_cli.envs import EnvWorkerDied
     from vlmrm_cli.training import train as run_training
 
     if resume is not None and config is not None:
@@ -87,7 +97,7 @@ def train(
         raise click.UsageError("missing CONFIG: a YAML file path or YAML text")
     if resume is not None and run_dir is not None:
         raise click.UsageError("give --resume RUN_DIR or --run-dir DIR, not both")
-    with _config_errors():
+    with _config_errors(), _worker_errors(EnvWorkerDied):
         loaded = None if resume is not None else load_config(config, overrides)
         result = run_training(
             loaded,  # type: ignore[arg-type]  (None only with resume_dir)

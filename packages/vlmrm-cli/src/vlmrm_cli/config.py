@@ -9,6 +9,7 @@ whose message is a single line naming the key path, e.g. ``rl.n_steps: ...``.
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import re
 from collections.abc import Iterator, Sequence
@@ -215,9 +216,11 @@ class Config(_Section):
         if ":" in env_name:  # gym.make's "module:EnvId" form imports the module that registers it
             module, _, env_id = env_name.partition(":")
             try:
-                __import__(module)
-            except ImportError as error:
-                raise ValueError(f"cannot import module {module!r} ({error})") from None
+                importlib.import_module(module)
+            except Exception as error:  # the user's module may fail in any way while it registers
+                raise ValueError(
+                    f"cannot import module {module!r} ({type(error).__name__}: {error})"
+                ) from None
         else:
             env_id = env_name
         if env_id not in gym.registry:
@@ -342,7 +345,11 @@ def dump_config(config: Config) -> str:
 def _key_path(loc: Sequence[int | str]) -> str:
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        name = str(part) if str(part).isprintable() else repr(part)  # keeps the message on one line
+        path += f".{name}" if path else name
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 
@@ -11,11 +12,31 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from vlmrm_cli.config import Config
 
-__all__ = ["episode_length_of", "make_env", "make_vec_env", "probe_env"]
+__all__ = [
+    "WORKER_DIED",
+    "EnvWorkerDied",
+    "close_vec_env",
+    "episode_length_of",
+    "make_env",
+    "make_vec_env",
+    "probe_env",
+]
+
+# What a SubprocVecEnv raises in the main process when one of its workers has died.
+WORKER_DIED = (EOFError, BrokenPipeError, ConnectionResetError)
+
+# How long a worker may take to close its env before it is killed.
+CLOSE_TIMEOUT_S = 10.0
+
+
+class EnvWorkerDied(RuntimeError):
+    """An env worker process died; the worker printed its own error before it went."""
 
 
 def _is_clip_env(env_id: str) -> bool:
-    entry_point = gym.spec(env_id.split(":")[-1]).entry_point
+    import vlmrm_envs
+
+    entry_point = vlmrm_envs.env_spec(env_id).entry_point
     return isinstance(entry_point, str) and entry_point.startswith("vlmrm_envs.clip_env:")
 
 
@@ -77,3 +98,27 @@ def make_vec_env(config: Config) -> VecEnv:
         # forkserver, not fork: torch (and perhaps CUDA) is already initialised in this process.
         return SubprocVecEnv(factories, start_method="forkserver")
     return DummyVecEnv(factories)
+
+
+def close_vec_env(vec_env: VecEnv) -> None:
+    """Close the envs and make sure every worker process is gone, dead or hung ones included.
+
+    SB3's ``SubprocVecEnv.close`` waits on each worker without a limit and raises on a dead one;
+    here each worker gets ``CLOSE_TIMEOUT_S`` to close its env, and is killed after that.
+    """
+    if not isinstance(vec_env, SubprocVecEnv):
+        vec_env.close()
+        return
+    if vec_env.closed:
+        return
+    vec_env.closed = True
+    for remote in vec_env.remotes:
+        with contextlib.suppress(*WORKER_DIED, OSError):
+            remote.send(("close", None))
+    for process in vec_env.processes:
+        process.join(CLOSE_TIMEOUT_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    for remote in vec_env.remotes:
+        remote.close()

@@ -43,7 +43,7 @@ from vlmrm_cli.config import (
     load_config,
     resolve_config,
 )
-from vlmrm_cli.envs import make_env, make_vec_env, probe_env
+from vlmrm_cli.envs import WORKER_DIED, EnvWorkerDied, close_vec_env, make_env, make_vec_env, probe_env
 from vlmrm_cli.tracking import init_wandb, make_logger
 
 __all__ = ["RunResult", "make_run_dir", "resolve", "train"]
@@ -297,12 +297,23 @@ def _run(
             callbacks.append(ProgressCallback(config.rl.n_steps))
         start_steps = model.num_timesteps
         if stop.signum is None:  # a signal during loading stops the run before it starts
-            model.learn(
-                total_timesteps=config.rl.n_steps - model.num_timesteps,
-                callback=CallbackList(callbacks),
-                log_interval=None,  # LogCallback dumps every tensorboard_freq steps instead
-                reset_num_timesteps=not resume,
-            )
+            try:
+                model.learn(
+                    total_timesteps=config.rl.n_steps - model.num_timesteps,
+                    callback=CallbackList(callbacks),
+                    log_interval=None,  # LogCallback dumps every tensorboard_freq steps instead
+                    reset_num_timesteps=not resume,
+                )
+            except WORKER_DIED as error:
+                latest = latest_checkpoint(checkpoints)
+                then = (
+                    f"continue from step {latest[1]} with `vlmrm train --resume {run_dir}`"
+                    if latest
+                    else "no checkpoint was written yet"
+                )
+                raise EnvWorkerDied(
+                    f"an env worker process died at step {model.num_timesteps} (its error is printed above); {then}"
+                ) from error
         if stop.signum is not None:
             if model.num_timesteps > start_steps:
                 path = save_checkpoint(model, checkpoints, replay_buffer=replay_buffer)
@@ -325,7 +336,7 @@ def _run(
         if logger is not None:
             logger.close()
         if vec_env is not None:
-            vec_env.close()
+            close_vec_env(vec_env)
         if wandb_run is not None:
             wandb_run.finish(exit_code=0 if finished else 1)
 

@@ -16,11 +16,11 @@ configure_mujoco_gl()
 
 import gymnasium as gym  # noqa: E402
 
-from vlmrm_envs.clip_env import DEFAULT_MODEL, make_clip_env  # noqa: E402
+from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_MODEL", "list_envs", "make_clip_env"]
+__all__ = ["DEFAULT_MODEL", "env_spec", "list_envs", "make_clip_env"]
 
 NAMESPACE = "vlmrm"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -13,7 +14,7 @@ from vlmrm_reward import CLIPReward, RewardFunction, RewardModel, load_reward_mo
 
 from vlmrm_envs.rendering import check_mujoco_gl
 
-__all__ = ["DEFAULT_MODEL", "make_clip_env"]
+__all__ = ["DEFAULT_MODEL", "env_spec", "make_clip_env"]
 
 DEFAULT_MODEL = "ViT-B-32/laion2b_s34b_b79k"
 """The default open_clip model: small enough for any GPU. The paper's Humanoid results need
@@ -146,9 +147,17 @@ def _reward_function(
     return loaded
 
 
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """``gym.spec`` that also reads ``gym.make``'s ``"module:EnvId"`` form (importing the module)."""
+    if ":" in env_id:
+        module, _, env_id = env_id.partition(":")
+        importlib.import_module(module)
+    return gym.spec(env_id)
+
+
 def _takes_frame_size(env_id: str) -> bool:
     """Whether the env's constructor accepts ``width`` and ``height`` (directly or as **kwargs)."""
-    entry_point = gym.spec(env_id).entry_point
+    entry_point = env_spec(env_id).entry_point
     creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
     try:
         parameters = inspect.signature(creator).parameters.values()

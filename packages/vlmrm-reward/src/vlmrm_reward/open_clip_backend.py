@@ -12,6 +12,7 @@ Model spellings (as open_clip names them):
 from __future__ import annotations
 
 import difflib
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -100,6 +101,16 @@ def load_open_clip(model: str, *, cache_dir: str | None = None) -> OpenCLIPBacke
         clip, _, _ = open_clip.create_model_and_transforms(name, pretrained=pretrained, cache_dir=cache_dir)
     except FileNotFoundError:
         raise
+    except pickle.UnpicklingError as error:
+        # torch.load(weights_only=True) met a Python object that unpickling would have to run.
+        lines = str(error).splitlines()
+        reason = next(
+            (line.split(" Please")[0].strip() for line in lines if "Unsupported global" in line), ""
+        )
+        raise ValueError(
+            f"{model}: the checkpoint holds Python objects besides tensors and was not loaded, since "
+            f"loading them could run code (weights_only=True). {reason}".strip()
+        ) from None
     except (RuntimeError, OSError) as error:
         if name.startswith("local-dir:") or (pretrained and Path(pretrained).is_file()):
             raise

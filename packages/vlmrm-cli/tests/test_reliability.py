@@ -1,0 +1,178 @@
+"""Runs survive what clusters do to them: kill -9 at any moment, crashing env workers, leaked secrets."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from vlmrm_cli.checkpoints import atomic_write, latest_checkpoint
+
+# An env that dies in its worker process at a given step: by an exception, or by exiting at once.
+CRASHING_ENV = """
+import os
+
+import gymnasium as gym
+from vlmrm_envs.classic_control import CartPoleEnv
+
+
+class CrashingCartPole(CartPoleEnv):
+    def __init__(self, crash_at_step: int = 30, hard: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.crash_at_step, self.hard, self.steps = crash_at_step, hard, 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.crash_at_step:
+            if self.hard:
+                os._exit(3)
+            raise RuntimeError("simulated env failure at step %d" % self.steps)
+        return super().step(action)
+
+
+gym.register("Crashing-v0", entry_point=CrashingCartPole, max_episode_steps=50)
+"""
+
+
+def _start(config_path: Path, *args: str, pythonpath: Path | None = None) -> subprocess.Popen:
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    env.pop("WANDB_API_KEY", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "vlmrm_cli", "train", str(config_path), "--no-progress", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.mark.parametrize("hard", [False, True], ids=["worker-raises", "worker-exits"])
+def test_crashing_env_worker_fails_the_run_fast_with_its_error(
+    hard: bool, make_config, write_config, tmp_path: Path
+) -> None:
+    (tmp_path / "crashing_env.py").write_text(CRASHING_ENV)
+    config = make_config(
+        env_name="crashing_env:Crashing-v0",
+        env_kwargs={"crash_at_step": 30, "hard": hard},
+        rl={"n_envs_per_worker": 2, "n_steps": 10_000, "episode_length": None},
+        logging={"video_freq": None},
+    )
+    process = _start(write_config(config), pythonpath=tmp_path)
+    descendants: list[psutil.Process] = []
+    began = time.monotonic()
+    try:
+        while process.poll() is None and time.monotonic() - began < 120:
+            descendants += (
+                psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
+            )
+            time.sleep(0.1)
+        _, stderr = process.communicate(timeout=60)
+    except (subprocess.TimeoutExpired, psutil.NoSuchProcess):
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        _kill_group(process)
+    assert process.returncode == 1, stderr
+    assert "Error: an env worker process died at step" in stderr and "no checkpoint was written yet" in stderr
+    if not hard:
+        assert "RuntimeError: simulated env failure at step 30" in stderr  # the worker's own error
+    _, alive = psutil.wait_procs(list(set(descendants)), timeout=10)
+    assert not [p for p in alive if p.is_running()], "worker processes left behind"
+
+
+def test_kill_9_at_any_moment_leaves_the_last_checkpoint_loadable(
+    make_config, write_config, tmp_path: Path
+) -> None:
+    """SIGKILL a run at random moments (checkpoints are written every 20 steps, so often mid-write),
+    check the newest checkpoint loads, resume, and kill again."""
+    from vlmrm_sb3 import DQN
+
+    config = make_config(
+        rl={"n_steps": 100_000, "learning_starts": 20, "train_freq": 10},
+        logging={"checkpoint_freq": 20, "video_freq": None},
+    )
+    path = write_config(config)
+    run_dir = tmp_path / "killed-run"
+    rng = random.Random(0)
+    reached = []
+    for _ in range(3):
+        process = _start(path, "--run-dir", str(run_dir))
+        try:
+            deadline = time.monotonic() + 120
+            start = latest_checkpoint(run_dir / "checkpoints")
+            while latest_checkpoint(run_dir / "checkpoints") == start and process.poll() is None:
+                assert time.monotonic() < deadline, "no new checkpoint"
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.5))
+        finally:
+            _kill_group(process)
+        assert process.returncode == -signal.SIGKILL, process.communicate()[1]
+        checkpoint, steps = latest_checkpoint(run_dir / "checkpoints")
+        assert DQN.load(checkpoint, device="cpu").num_timesteps == steps
+        reached.append(steps)
+    assert reached == sorted(reached) and reached[-1] > reached[0]  # each restart went on
+
+
+def test_kill_9_during_a_checkpoint_write_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "step_0000000100.zip"
+    target.write_bytes(b"the good checkpoint")
+    writer = textwrap.dedent(f"""
+        import sys, time
+        from vlmrm_cli.checkpoints import atomic_write
+
+        def write(file):
+            file.write(b"half of a new checkp")
+            file.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+
+        atomic_write({str(target)!r}, write)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "writing"
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert target.read_bytes() == b"the good checkpoint"
+    assert latest_checkpoint(tmp_path) == (target, 100)  # the hidden temporary file is not a checkpoint
+    # The next write replaces it whole.
+    atomic_write(target, lambda file: file.write(b"a newer checkpoint"))
+    assert target.read_bytes() == b"a newer checkpoint"
+
+
+def test_wandb_key_never_reaches_the_run_folder(make_config, write_config, tmp_path: Path) -> None:
+    key = "vlmrm-test-key-0123456789abcdef0123456789abcdef"
+    config = make_config(rl={"n_steps": 100}, wandb={"mode": "offline"})
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "WANDB_API_KEY": key}
+    result = subprocess.run(
+        [sys.executable, "-m", "vlmrm_cli", "train", str(write_config(config)), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = Path(config["base_path"]).iterdir()
+    files = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".wandb" for path in files)  # wandb did log, offline
+    leaked = [str(path) for path in files if key.encode() in path.read_bytes()]
+    assert not leaked, leaked
+    assert key not in result.stdout + result.stderr
