@@ -6,6 +6,10 @@ buffer slot of its transition, until the episode ends in that env; then the fram
 that ended at that step are scored together, in calls of at most ``reward_batch_size`` frames, and
 the rewards written into their slots. Until then the slots cannot be sampled (see
 :mod:`vlmrm_sb3.buffers`), so no gradient step sees a reward that is not yet written.
+
+With ``async_reward=True`` the reward model runs on a background thread while the envs step on;
+its rewards are written on the main thread, and all of them before each gradient phase, so
+training samples exactly what it would have sampled with synchronous scoring.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pathlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +39,9 @@ __all__ = ["DQN", "QRDQN", "SAC", "TD3", "TQC", "EpisodeRewardMixin", "RewardFun
 
 RewardFunction = Callable[[np.ndarray], ArrayLike]
 """Frames (N, ...) stacked from ``info["frame"]`` (uint8 (N, H, W, 3) images for CLIP) -> rewards (N,)."""
+
+SCORING_THREAD_PREFIX = "vlmrm-reward-scoring"
+"""Name prefix of the thread that calls the reward model when ``async_reward=True``."""
 
 
 @dataclass
@@ -60,6 +68,15 @@ def _check_reward_batch_size(reward_batch_size: object) -> None:
         raise ValueError(f"reward_batch_size must be positive or None, got {reward_batch_size}")
 
 
+def _check_async_reward(async_reward: object) -> None:
+    if not isinstance(async_reward, bool):
+        raise TypeError(f"async_reward must be a bool, got {type(async_reward).__name__}")
+
+
+def _held_frames(episodes: Sequence[tuple[int, _Episode]]) -> list[np.ndarray]:
+    return [frame for _, episode in episodes for frame in episode.frames]
+
+
 class EpisodeRewardMixin:
     """Turns an SB3 off-policy algorithm into one whose rewards are scored at episode end.
 
@@ -72,6 +89,18 @@ class EpisodeRewardMixin:
             only evaluated.
         reward_batch_size: the most frames per reward_model call; None scores all frames that
             are due in one call.
+        async_reward: score the frames of ended episodes on a background thread (named
+            ``vlmrm-reward-scoring_0``) while the main thread goes on stepping the envs, so that
+            reward-model time overlaps env time. Rewards are written on the main thread: as
+            they arrive (checked at each env step), and all of them before each gradient phase,
+            ``save``, ``save_replay_buffer``, ``load_replay_buffer`` and the end of ``learn``;
+            so training is exactly that of the default synchronous scoring (same samples, same
+            weights). The overlap thus lasts from an episode end to the next gradient phase:
+            it needs ``train_freq`` of several steps (with SAC's default of 1 there is none).
+            An error of the reward model is raised by ``learn`` at the next env step or
+            gradient phase; if ``learn`` raises, rewards still pending are dropped (their
+            transitions stay unlabelled, never sampled). The thread lives only during ``learn``.
+            Use it when the reward model runs on a GPU or otherwise releases the GIL.
 
     Logged through SB3's logger: ``rollout/clip_ep_rew_mean`` (episode return under the reward
     model), ``rollout/original_ep_rew_mean`` (of ``info["original_reward"]``, when present),
@@ -96,13 +125,19 @@ class EpisodeRewardMixin:
         *args: Any,
         reward_model: RewardFunction | None = None,
         reward_batch_size: int | None = None,
+        async_reward: bool = False,
         **kwargs: Any,
     ) -> None:
         _check_reward_model(reward_model)
         _check_reward_batch_size(reward_batch_size)
+        _check_async_reward(async_reward)
         self.reward_model = reward_model
         self.reward_batch_size = reward_batch_size
+        self.async_reward = async_reward
         self._episodes: list[_Episode] = []
+        # Ended episodes handed to the scoring thread, oldest first, with their (rewards, seconds).
+        self._pending_scores: deque[tuple[list[tuple[int, _Episode]], Future]] = deque()
+        self._scoring_executor: ThreadPoolExecutor | None = None  # made at the first submission
         self._reward_returns: deque[float] | None = None
         self._original_returns: deque[float] | None = None
         self._reward_seconds = 0.0
@@ -139,11 +174,13 @@ class EpisodeRewardMixin:
             raise ValueError("reward_model is None: pass reward_model= to the constructor or to load()")
         _check_reward_model(self.reward_model)
         _check_reward_batch_size(self.reward_batch_size)
+        _check_async_reward(self.async_reward)
         if self._vec_normalize_env is not None and self._vec_normalize_env.norm_reward:
             raise ValueError(
                 "VecNormalize(norm_reward=True) would normalise with statistics of the env's reward, "
                 "not the reward model's: use norm_reward=False"
             )
+        self._apply_scores(wait=True)  # learn() leaves none; collect_rollouts() called directly may
         if reset_num_timesteps or self._last_obs is None or len(self._episodes) != self.n_envs:
             # SB3 resets the env: the running episodes stop without a done, but their transitions
             # stay in the buffer and need their rewards.
@@ -157,6 +194,18 @@ class EpisodeRewardMixin:
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
 
+    def learn(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            super().learn(*args, **kwargs)  # type: ignore[misc]
+            self._apply_scores(wait=True)  # so that the buffer and the returns are complete
+        finally:
+            # No thread outlives learn(). On an error, the call under way ends and the rest are dropped.
+            if self._scoring_executor is not None:
+                self._scoring_executor.shutdown(wait=True, cancel_futures=True)
+                self._scoring_executor = None
+            self._pending_scores.clear()
+        return self
+
     def _store_transition(
         self,
         replay_buffer: LabelledBufferMixin,
@@ -166,6 +215,7 @@ class EpisodeRewardMixin:
         dones: np.ndarray,
         infos: list[dict[str, Any]],
     ) -> None:
+        self._apply_scores(wait=False)
         frames = _frames_of(infos)
         add_index = replay_buffer.rows_added
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
@@ -177,26 +227,44 @@ class EpisodeRewardMixin:
         ended = [(env_index, self._episodes[env_index]) for env_index in np.flatnonzero(dones)]
         if not ended:
             return
-        self._score(ended)
-        assert self._reward_returns is not None and self._original_returns is not None
-        for env_index, episode in ended:
-            self._reward_returns.append(episode.reward_return)
-            if episode.original_return is not None:
-                self._original_returns.append(episode.original_return)
+        for env_index, _ in ended:
             self._episodes[env_index] = _Episode()
+        if not self.async_reward:
+            self._score(ended, ended=True)
+            return
+        if self._scoring_executor is None:
+            self._scoring_executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=SCORING_THREAD_PREFIX
+            )
+        # The thread only calls the reward model: the buffer is written on this thread, which adds to it.
+        future = self._scoring_executor.submit(self._call_reward_model, _held_frames(ended))
+        self._pending_scores.append((ended, future))
 
     def train(self, gradient_steps: int, *args: Any, **kwargs: Any) -> None:
+        self._apply_scores(wait=True)  # the buffer is then as synchronous scoring would have left it
         if not self.replay_buffer.has_sampleable_row():
             # Training starts before any episode has ended: score the running episodes up to now.
             self._score(list(enumerate(self._episodes)))
         super().train(gradient_steps, *args, **kwargs)  # type: ignore[misc]
 
-    def _score(self, episodes: Sequence[tuple[int, _Episode]]) -> None:
-        """Score the held frames of ``episodes`` (env index, episode), write their rewards, drop the frames."""
-        frames = [frame for _, episode in episodes for frame in episode.frames]
-        if not frames:
-            return
-        rewards = self._call_reward_model(frames)
+    def _score(self, episodes: Sequence[tuple[int, _Episode]], ended: bool = False) -> None:
+        """Score the held frames of ``episodes`` (env index, episode) now, on this thread; see :meth:`_write_scores`."""
+        frames = _held_frames(episodes)
+        if frames:
+            self._write_scores(episodes, *self._call_reward_model(frames), ended=ended)
+
+    def _apply_scores(self, wait: bool) -> None:
+        """Write the scores the scoring thread has finished, in submission order; ``wait``: all of them."""
+        while self._pending_scores and (wait or self._pending_scores[0][1].done()):
+            episodes, future = self._pending_scores.popleft()
+            self._write_scores(episodes, *future.result(), ended=True)  # result() raises the model's error
+
+    def _write_scores(
+        self, episodes: Sequence[tuple[int, _Episode]], rewards: np.ndarray, seconds: float, ended: bool
+    ) -> None:
+        """Write the rewards of the held frames of ``episodes``, drop the frames; ``ended``: log their returns."""
+        self._reward_seconds += seconds
+        self._reward_frames += len(rewards)
         self.replay_buffer.write_rewards(
             np.array([index for _, episode in episodes for index in episode.add_indices], dtype=np.int64),
             np.array([env_index for env_index, episode in episodes for _ in episode.frames], dtype=np.int64),
@@ -207,24 +275,31 @@ class EpisodeRewardMixin:
             end = start + len(episode.frames)
             episode.reward_return += float(rewards[start:end].sum(dtype=np.float64))
             episode.frames, episode.add_indices, start = [], [], end
+        if ended:
+            assert self._reward_returns is not None and self._original_returns is not None
+            for _, episode in episodes:
+                self._reward_returns.append(episode.reward_return)
+                if episode.original_return is not None:
+                    self._original_returns.append(episode.original_return)
 
-    def _call_reward_model(self, frames: list[np.ndarray]) -> np.ndarray:
-        """Rewards float32 (N,) of N frames, in calls of at most reward_batch_size frames."""
+    def _call_reward_model(self, frames: list[np.ndarray]) -> tuple[np.ndarray, float]:
+        """Rewards float32 (N,) of N frames, in calls of at most reward_batch_size frames, and the
+        seconds spent in those calls. Touches no state: the scoring thread runs it."""
         assert self.reward_model is not None
         batch_size = self.reward_batch_size or len(frames)
         rewards = np.empty(len(frames), dtype=np.float32)
+        seconds = 0.0
         for start in range(0, len(frames), batch_size):
             batch = np.stack(frames[start : start + batch_size])
             began = time.perf_counter()
             batch_rewards = np.asarray(self.reward_model(batch), dtype=np.float32)
-            self._reward_seconds += time.perf_counter() - began
+            seconds += time.perf_counter() - began
             if batch_rewards.shape != (len(batch),):
                 raise ValueError(
                     f"reward_model returned shape {batch_rewards.shape} for {len(batch)} frames; expected ({len(batch)},)"
                 )
             rewards[start : start + len(batch)] = batch_rewards
-        self._reward_frames += len(frames)
-        return rewards
+        return rewards, seconds
 
     def dump_logs(self) -> None:
         if self._reward_returns:
@@ -239,6 +314,7 @@ class EpisodeRewardMixin:
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         """Save the replay buffer, first scoring the running episodes so that it is fully labelled."""
+        self._apply_scores(wait=True)
         self._score(list(enumerate(self._episodes)))
         super().save_replay_buffer(path)  # type: ignore[misc]
 
@@ -246,6 +322,7 @@ class EpisodeRewardMixin:
         self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True
     ) -> None:
         """Load a replay buffer saved by a vlmrm_sb3 algorithm; frames held for the old buffer are dropped."""
+        self._apply_scores(wait=True)  # into the old buffer: their add indices are its own
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
         if not isinstance(self.replay_buffer, LabelledBufferMixin):
@@ -256,9 +333,20 @@ class EpisodeRewardMixin:
         for episode in self._episodes:
             episode.frames, episode.add_indices = [], []
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._apply_scores(wait=True)  # so that the saved episode returns are complete
+        super().save(*args, **kwargs)  # type: ignore[misc]
+
     def _excluded_save_params(self) -> list[str]:
-        # The reward model may hold GPUs and weights of gigabytes; held frames belong to the replay buffer.
-        return [*super()._excluded_save_params(), "reward_model", "_episodes"]  # type: ignore[misc]
+        # The reward model may hold GPUs and weights of gigabytes; held frames belong to the replay
+        # buffer; a thread and its futures cannot be pickled (the thread is made again when needed).
+        return [
+            *super()._excluded_save_params(),  # type: ignore[misc]
+            "reward_model",
+            "_episodes",
+            "_pending_scores",
+            "_scoring_executor",
+        ]
 
 
 def _frames_of(infos: list[dict[str, Any]]) -> list[np.ndarray]:
