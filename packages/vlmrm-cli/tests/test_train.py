@@ -206,3 +206,26 @@ def test_replay_buffer_kept_within_its_size_limit(limit, kept: bool, make_config
     (run_dir,) = Path(config["base_path"]).iterdir()
     assert bool(list((run_dir / "checkpoints").glob("replay_buffer_*.pkl"))) == kept
     assert ("checkpoints leave it out" in result.stderr) == (limit == 1e-6)
+
+
+def test_async_reward_trains_exactly_as_synchronous_scoring(
+    make_config, write_config, tmp_path: Path
+) -> None:
+    import torch
+    from vlmrm_sb3 import DQN
+
+    models = {}
+    for async_reward in (False, True):
+        config = make_config(
+            rl={"n_steps": 200, "train_freq": 30, "async_reward": async_reward}, logging={"video_freq": None}
+        )
+        run_dir = tmp_path / f"async-{async_reward}"
+        args = ["train", str(write_config(config)), "--run-dir", str(run_dir), "--no-progress"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        models[async_reward] = DQN.load(run_dir / "final_model.zip", device="cpu")
+    assert models[True].async_reward and not models[False].async_reward
+    for synchronous, overlapped in zip(
+        models[False].policy.parameters(), models[True].policy.parameters(), strict=True
+    ):
+        assert torch.equal(synchronous, overlapped)

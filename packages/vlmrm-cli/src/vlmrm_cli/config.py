@@ -148,6 +148,9 @@ class RLConfig(_Section):
     vec_env: Literal["auto", "dummy", "subproc"] = "auto"
     """``auto``: one process per env (subproc) when there are several envs."""
     buffer_size: PositiveInt | None = None
+    async_reward: bool = False
+    """Score ended episodes on a background thread while the envs step (training is identical);
+    pays on a GPU with a ``train_freq`` whose gradient phases do not fall on episode ends."""
     device: Text = "auto"
     """Device of the policy and Q networks."""
     policy_kwargs: dict[str, Any] = {}
@@ -458,7 +461,7 @@ def resolve_config(config: Config, action_space: gym.Space, episode_length: int 
         )
     settable = {name for name in defaults if name not in _SET_BY_VLMRM}
     for key in rl.algorithm_kwargs:
-        if key in ALGORITHM_ARGUMENTS or key in ("policy_kwargs", "device", "seed"):
+        if key in ALGORITHM_ARGUMENTS or key in ("policy_kwargs", "device", "seed", "async_reward"):
             raise ConfigError(
                 f"rl.algorithm_kwargs.{key}: set {'seed' if key == 'seed' else 'rl.' + key} instead"
             )

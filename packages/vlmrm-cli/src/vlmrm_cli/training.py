@@ -54,7 +54,7 @@ WANDB_ID_FILE = "wandb_run_id"
 
 # Keys a resumed run may change; anything else would not fit the saved model, buffer or envs.
 RESUMABLE_CHANGES = re.compile(
-    r"^(rl\.n_steps|rl\.device|rl\.vec_env|reward\.(devices|batch_size|precision|cache_dir)|logging\..*|wandb\..*"
+    r"^(rl\.n_steps|rl\.device|rl\.vec_env|rl\.async_reward|reward\.(devices|batch_size|precision|cache_dir)|logging\..*|wandb\..*"
     r"|description|tags.*)$"
 )
 
@@ -253,6 +253,7 @@ def _run(
             model = cls.load(
                 path, env=vec_env, reward_model=reward_model, device=config.rl.device, force_reset=True
             )
+            model.async_reward = config.rl.async_reward
             buffer = replay_buffer_path(checkpoints, steps)
             if buffer.is_file():
                 model.load_replay_buffer(buffer)
@@ -263,6 +264,7 @@ def _run(
                 config.rl.policy_name,
                 vec_env,
                 reward_model=reward_model,
+                async_reward=config.rl.async_reward,
                 seed=config.seed,
                 device=config.rl.device,
                 policy_kwargs=config.rl.policy_kwargs or None,
