@@ -9,7 +9,7 @@ On a GPU the script also reports achieved TFLOP/s of the image tower against the
 bf16 dense peak (FLOPs counted by torch.utils.flop_counter on one forward pass).
 
     python bench/reward_throughput.py                      # CPU, tiny random model
-    python bench/reward_throughput.py --models ViT-B-32/random ViT-L-14/random \
+    python bench/reward_throughput.py --models ViT-B-32/random ViT-L-14/random ViT-bigG-14/random \
         --batch-sizes 64 256 512 --precisions fp32 bf16    # GPU
     python bench/reward_throughput.py --devices cuda:0 cuda:1 cuda:2 cuda:3  # + multi-GPU scaling
 """
