@@ -158,10 +158,19 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_file(tmp_path: Path
     assert target.read_bytes() == b"a newer checkpoint"
 
 
-def test_wandb_key_never_reaches_the_run_folder(make_config, write_config, tmp_path: Path) -> None:
+def test_wandb_falls_back_offline_and_the_key_never_reaches_the_run_folder(
+    make_config, write_config, tmp_path: Path
+) -> None:
+    """A key is set, so the run tries wandb online; the server is unreachable, so it logs offline."""
     key = "vlmrm-test-key-0123456789abcdef0123456789abcdef"
-    config = make_config(rl={"n_steps": 100}, wandb={"mode": "offline"})
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "WANDB_API_KEY": key}
+    config = make_config(rl={"n_steps": 100}, wandb={"mode": "auto"})
+    env = {
+        **os.environ,
+        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
+        "WANDB_API_KEY": key,
+        "WANDB_BASE_URL": "http://127.0.0.1:9",  # nothing listens there
+        "WANDB_INIT_TIMEOUT": "5",
+    }
     result = subprocess.run(
         [sys.executable, "-m", "vlmrm_cli", "train", str(write_config(config)), "--no-progress"],
         capture_output=True,
@@ -170,9 +179,10 @@ def test_wandb_key_never_reaches_the_run_folder(make_config, write_config, tmp_p
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    assert "wandb could not start online" in result.stderr and "logging offline" in result.stderr
     (run_dir,) = Path(config["base_path"]).iterdir()
     files = [path for path in run_dir.rglob("*") if path.is_file()]
-    assert any(path.suffix == ".wandb" for path in files)  # wandb did log, offline
+    assert any(path.suffix == ".wandb" and "offline-run" in str(path) for path in files)
     leaked = [str(path) for path in files if key.encode() in path.read_bytes()]
     assert not leaked, leaked
     assert key not in result.stdout + result.stderr

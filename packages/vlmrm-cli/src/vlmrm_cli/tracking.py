@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ __all__ = ["WandbOutputFormat", "init_wandb", "make_logger", "wandb_mode"]
 # metric is therefore plotted against this one instead.
 STEP_METRIC = "global_step"
 
-# How long wandb may take to start (it then falls back to offline) and to finish uploading.
+# How long wandb may take to start (it then falls back to offline; WANDB_INIT_TIMEOUT overrides)
+# and to finish uploading.
 INIT_TIMEOUT_S = 30.0
 FINISH_TIMEOUT_S = 60.0
 
@@ -56,7 +57,7 @@ def init_wandb(config: Config, run_dir: Path, run_id: str) -> Any | None:
             notes=config.description or None,
             tags=[tag[:64] for tag in config.tags] or None,  # wandb's limit per tag
             settings=wandb.Settings(
-                init_timeout=INIT_TIMEOUT_S,
+                init_timeout=float(os.environ.get("WANDB_INIT_TIMEOUT", INIT_TIMEOUT_S)),
                 finish_timeout=FINISH_TIMEOUT_S,
                 console="off",  # keeps the progress bar on the terminal, not in wandb's log
                 silent=True,
@@ -68,9 +69,13 @@ def init_wandb(config: Config, run_dir: Path, run_id: str) -> Any | None:
     except Exception as error:  # wandb raises many kinds (CommError, UsageError, timeouts)
         if mode != "online":
             raise
-        warnings.warn(
-            f"wandb could not start online ({error}); logging offline into {run_dir / 'wandb'}", stacklevel=2
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(
+            f"wandb could not start online ({reason}); logging offline into {run_dir / 'wandb'}",
+            file=sys.stderr,
         )
+        # The failed online run still holds the run id in wandb's service process; start afresh.
+        wandb.teardown()
         run = start("offline")
     run.define_metric(STEP_METRIC)
     run.define_metric("*", step_metric=STEP_METRIC)
