@@ -213,15 +213,14 @@ def test_async_reward_must_be_a_bool():
 
 def test_tiny_clip_async_matches_synchronous(tiny_model_spec):
     """The real thing: a RewardModel (itself threaded) called from the scoring thread."""
-    vlmrm_envs = pytest.importorskip("vlmrm_envs")
-    from vlmrm_reward import load_reward_model
+    import gymnasium as gym
+    from vlmrm_reward import CLIPReward, load_reward_model
 
-    reward_model = load_reward_model(tiny_model_spec, target_prompts=["a car at the top of the hill"])
+    reward_model = load_reward_model(tiny_model_spec, target_prompts=["a pendulum pointing up"])
 
     def make_env(length: int):
-        return vlmrm_envs.make_clip_env(
-            "vlmrm/MountainCarContinuous-v0", defer_reward=True, width=32, height=32, episode_length=length
-        )
+        env = gym.make("Pendulum-v1", render_mode="rgb_array", max_episode_steps=length)
+        return CLIPReward(env, reward_model, defer=True)
 
     models = []
     for async_reward in (False, True):
