@@ -186,3 +186,52 @@ def test_wandb_falls_back_offline_and_the_key_never_reaches_the_run_folder(
     leaked = [str(path) for path in files if key.encode() in path.read_bytes()]
     assert not leaked, leaked
     assert key not in result.stdout + result.stderr
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("tampered", ["model", "replay buffer"])
+def test_resume_refuses_a_checkpoint_that_would_run_code(
+    tampered: str, make_config, write_config, tmp_path: Path
+) -> None:
+    import base64
+    import json
+    import pickle
+    import zipfile
+
+    from click.testing import CliRunner
+    from vlmrm_cli.cli import main
+
+    run_dir = tmp_path / "run"
+    config = write_config(make_config(rl={"n_steps": 60}, logging={"video_freq": None}))
+    first = CliRunner().invoke(main, ["train", str(config), "--run-dir", str(run_dir), "--no-progress"])
+    assert first.exit_code == 0, first.output
+    checkpoint, steps = latest_checkpoint(run_dir / "checkpoints")
+    marker = tmp_path / "code-ran"
+    payload = pickle.dumps(_RunsCode(marker))
+    if tampered == "model":
+        with zipfile.ZipFile(checkpoint) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        data = json.loads(entries["data"])
+        data["action_space"][":serialized:"] = base64.b64encode(payload).decode()
+        entries["data"] = json.dumps(data).encode()
+        with zipfile.ZipFile(checkpoint, "w") as archive:
+            for name, content in entries.items():
+                archive.writestr(name, content)
+        culprit = checkpoint
+    else:
+        culprit = run_dir / "checkpoints" / f"replay_buffer_step_{steps:010d}.pkl"
+        culprit.write_bytes(payload)
+
+    result = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--set", "rl.n_steps=120"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"Error: {culprit}: not loaded, since loading it could run code"), line
+    assert "Traceback" not in result.output
+    assert not marker.exists()

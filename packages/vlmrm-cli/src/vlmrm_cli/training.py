@@ -12,10 +12,11 @@ A run folder ``<base_path>/<YYYY-mm-dd_HH-MM-SS>_<description slug>`` holds::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import CallbackList
+from vlmrm_sb3 import UnsafePickleError
 
 from vlmrm_cli.callbacks import (
     CheckpointCallback,
@@ -249,16 +251,18 @@ def _run(
         cls = algorithm_class(config.rl.algorithm)
         if resume:
             path, steps = latest_checkpoint(checkpoints)
-            # force_reset: the saved observation belongs to envs that no longer exist.
-            model = cls.load(
-                path, env=vec_env, reward_model=reward_model, device=config.rl.device, force_reset=True
-            )
-            model.async_reward = config.rl.async_reward
             buffer = replay_buffer_path(checkpoints, steps)
+            with _refused_if_unsafe(path):
+                # force_reset: the saved observation belongs to envs that no longer exist.
+                model = cls.load(
+                    path, env=vec_env, reward_model=reward_model, device=config.rl.device, force_reset=True
+                )
             if buffer.is_file():
-                model.load_replay_buffer(buffer)
+                with _refused_if_unsafe(buffer):
+                    model.load_replay_buffer(buffer)
             else:
                 echo(f"No replay buffer saved with {path.name}: the replay buffer starts empty")
+            model.async_reward = config.rl.async_reward
         else:
             model = cls(
                 config.rl.policy_name,
@@ -341,6 +345,14 @@ def _run(
             close_vec_env(vec_env)
         if wandb_run is not None:
             wandb_run.finish(exit_code=0 if finished else 1)
+
+
+@contextlib.contextmanager
+def _refused_if_unsafe(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except UnsafePickleError as error:
+        raise ConfigError(f"{path}: not loaded, since loading it could run code ({error})") from None
 
 
 def _keep_replay_buffer(model: Any, config: Config, echo: Callable[[str], None]) -> bool:

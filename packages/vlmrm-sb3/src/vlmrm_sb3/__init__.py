@@ -10,6 +10,7 @@ The env puts each step's frame in ``info["frame"]``; see :class:`EpisodeRewardMi
 
 from vlmrm_sb3.algorithms import DQN, QRDQN, SAC, TD3, TQC, EpisodeRewardMixin, RewardFunction
 from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
+from vlmrm_sb3.safe_loading import UnsafePickleError
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "LabelledDictReplayBuffer",
     "LabelledReplayBuffer",
     "RewardFunction",
+    "UnsafePickleError",
 ]

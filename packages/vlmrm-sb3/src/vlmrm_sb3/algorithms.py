@@ -34,6 +34,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 
 from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
+from vlmrm_sb3.safe_loading import check_saved_model, load_pickle
 
 __all__ = ["DQN", "QRDQN", "SAC", "TD3", "TQC", "EpisodeRewardMixin", "RewardFunction"]
 
@@ -321,17 +322,31 @@ class EpisodeRewardMixin:
     def load_replay_buffer(
         self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True
     ) -> None:
-        """Load a replay buffer saved by a vlmrm_sb3 algorithm; frames held for the old buffer are dropped."""
+        """Load a replay buffer saved by a vlmrm_sb3 algorithm; frames held for the old buffer are dropped.
+
+        Unpickled with :class:`vlmrm_sb3.safe_loading.RestrictedUnpickler`: a file that would run
+        code raises :class:`~vlmrm_sb3.safe_loading.UnsafePickleError`. (``truncate_last_traj``
+        concerns SB3's ``HerReplayBuffer``, which these algorithms do not support.)
+        """
         self._apply_scores(wait=True)  # into the old buffer: their add indices are its own
-        previous = self.replay_buffer
-        super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
-        if not isinstance(self.replay_buffer, LabelledBufferMixin):
-            loaded, self.replay_buffer = self.replay_buffer, previous
+        if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).exists():
+            path = pathlib.Path(path).with_suffix(".pkl")  # as SB3's load_from_pkl
+        loaded = load_pickle(path)
+        if not isinstance(loaded, LabelledBufferMixin):
             raise TypeError(
                 f"the replay buffer in {path!r} is a {type(loaded).__name__}, not a vlmrm_sb3 labelled buffer"
             )
+        loaded.device = self.device  # the saving run's device may not exist here
+        self.replay_buffer = loaded
         for episode in self._episodes:
             episode.frames, episode.add_indices = [], []
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path | io.BufferedIOBase, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``load`` (same arguments, plus ``reward_model=...``), after checking that the zip's
+        pickled entries name nothing that could run code (:func:`vlmrm_sb3.safe_loading.check_saved_model`)."""
+        check_saved_model(path)
+        return super().load(path, *args, **kwargs)  # type: ignore[misc]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self._apply_scores(wait=True)  # so that the saved episode returns are complete
