@@ -96,3 +96,18 @@ def test_dangerous_names_are_refused(payload: bytes, tmp_path) -> None:
     (tmp_path / "file.pkl").write_bytes(payload)
     with pytest.raises(UnsafePickleError, match="refused"):
         load_pickle(tmp_path / "file.pkl")
+
+
+def test_paths_without_their_suffix_load_as_sb3_finds_them(tmp_path) -> None:
+    """SB3 appends ".zip" / ".pkl" to a path that does not exist; so does the safety check, so it
+    checks the very file SB3 then loads (not "run.zip" for "run.v1")."""
+    env = _env(discrete=False)
+    model = SAC("MlpPolicy", env, reward_model=reward_in_frame, learning_starts=5, batch_size=4, seed=0)
+    model.learn(20)
+    model.save(tmp_path / "run.v1.zip")
+    model.save_replay_buffer(tmp_path / "run.v1.pkl")
+    (tmp_path / "run.zip").write_bytes(b"not a checkpoint")
+    (tmp_path / "run.pkl").write_bytes(b"cos\nsystem\n.")
+    loaded = SAC.load(tmp_path / "run.v1", env=env, reward_model=reward_in_frame, device="cpu")
+    loaded.load_replay_buffer(tmp_path / "run.v1")
+    assert loaded.replay_buffer.size() == model.replay_buffer.size() == 20

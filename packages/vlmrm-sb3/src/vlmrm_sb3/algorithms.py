@@ -34,7 +34,7 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 
 from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
-from vlmrm_sb3.safe_loading import check_saved_model, load_pickle
+from vlmrm_sb3.safe_loading import check_saved_model, load_pickle, saved_file
 
 __all__ = ["DQN", "QRDQN", "SAC", "TD3", "TQC", "EpisodeRewardMixin", "RewardFunction"]
 
@@ -329,8 +329,8 @@ class EpisodeRewardMixin:
         concerns SB3's ``HerReplayBuffer``, which these algorithms do not support.)
         """
         self._apply_scores(wait=True)  # into the old buffer: their add indices are its own
-        if isinstance(path, (str, pathlib.Path)) and not pathlib.Path(path).exists():
-            path = pathlib.Path(path).with_suffix(".pkl")  # as SB3's load_from_pkl
+        if isinstance(path, (str, pathlib.Path)):
+            path = saved_file(path, "pkl")
         loaded = load_pickle(path)
         if not isinstance(loaded, LabelledBufferMixin):
             raise TypeError(

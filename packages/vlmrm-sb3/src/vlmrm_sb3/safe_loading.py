@@ -35,7 +35,7 @@ from stable_baselines3.common.buffers import BaseBuffer
 from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
 from stable_baselines3.common.policies import BasePolicy
 
-__all__ = ["RestrictedUnpickler", "UnsafePickleError", "check_saved_model", "load_pickle"]
+__all__ = ["RestrictedUnpickler", "UnsafePickleError", "check_saved_model", "load_pickle", "saved_file"]
 
 _ALLOWED_NAMES = {
     ("builtins", name) for name in ("set", "frozenset", "complex", "slice", "range", "bytearray", "object")
@@ -126,6 +126,12 @@ def load_pickle(file: str | pathlib.Path | IO[bytes]) -> Any:
     return RestrictedUnpickler(file).load()
 
 
+def saved_file(path: str | pathlib.Path, suffix: str) -> pathlib.Path:
+    """The file SB3's loaders read for ``path``: the path itself, else it with ``.suffix`` appended."""
+    path = pathlib.Path(path)
+    return path if path.exists() else pathlib.Path(f"{path}.{suffix}")
+
+
 def check_saved_model(path: str | pathlib.Path | io.BufferedIOBase) -> None:
     """Raise :class:`UnsafePickleError` if the pickled entries of an SB3 model zip name anything not allowed.
 
@@ -133,9 +139,7 @@ def check_saved_model(path: str | pathlib.Path | io.BufferedIOBase) -> None:
     a file that is missing or not a zip, which SB3's ``load`` then reports.
     """
     if isinstance(path, (str, pathlib.Path)):
-        path = pathlib.Path(path)
-        if not path.exists() and path.with_suffix(".zip").exists():  # SB3's load adds the suffix too
-            path = path.with_suffix(".zip")
+        path = saved_file(path, "zip")
         if not path.is_file():
             return
         data = _model_data(path)
