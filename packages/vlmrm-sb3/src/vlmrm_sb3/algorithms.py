@@ -55,21 +55,17 @@ class _Episode:
     original_return: float | None = None  # sum of info["original_reward"], when the env gives it
 
 
-def _check_reward_model(reward_model: object) -> None:
+def _check_reward_settings(reward_model: object, reward_batch_size: object, async_reward: object) -> None:
+    """The constructor's own arguments; checked again by learn(), since they are plain attributes."""
     if reward_model is not None and not callable(reward_model):
         raise TypeError(f"reward_model must be callable frames -> rewards, got {type(reward_model).__name__}")
-
-
-def _check_reward_batch_size(reward_batch_size: object) -> None:
-    if reward_batch_size is None:
-        return
-    if not isinstance(reward_batch_size, int) or isinstance(reward_batch_size, bool):
-        raise TypeError(f"reward_batch_size must be an int or None, got {type(reward_batch_size).__name__}")
-    if reward_batch_size < 1:
-        raise ValueError(f"reward_batch_size must be positive or None, got {reward_batch_size}")
-
-
-def _check_async_reward(async_reward: object) -> None:
+    if reward_batch_size is not None:
+        if not isinstance(reward_batch_size, int) or isinstance(reward_batch_size, bool):
+            raise TypeError(
+                f"reward_batch_size must be an int or None, got {type(reward_batch_size).__name__}"
+            )
+        if reward_batch_size < 1:
+            raise ValueError(f"reward_batch_size must be positive or None, got {reward_batch_size}")
     if not isinstance(async_reward, bool):
         raise TypeError(f"async_reward must be a bool, got {type(async_reward).__name__}")
 
@@ -129,9 +125,7 @@ class EpisodeRewardMixin:
         async_reward: bool = False,
         **kwargs: Any,
     ) -> None:
-        _check_reward_model(reward_model)
-        _check_reward_batch_size(reward_batch_size)
-        _check_async_reward(async_reward)
+        _check_reward_settings(reward_model, reward_batch_size, async_reward)
         self.reward_model = reward_model
         self.reward_batch_size = reward_batch_size
         self.async_reward = async_reward
@@ -173,9 +167,7 @@ class EpisodeRewardMixin:
     ) -> tuple[int, BaseCallback]:
         if self.reward_model is None:
             raise ValueError("reward_model is None: pass reward_model= to the constructor or to load()")
-        _check_reward_model(self.reward_model)
-        _check_reward_batch_size(self.reward_batch_size)
-        _check_async_reward(self.async_reward)
+        _check_reward_settings(self.reward_model, self.reward_batch_size, self.async_reward)
         if self._vec_normalize_env is not None and self._vec_normalize_env.norm_reward:
             raise ValueError(
                 "VecNormalize(norm_reward=True) would normalise with statistics of the env's reward, "
