@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,20 +26,14 @@ class BadConfig(click.ClickException):
 
 
 @contextmanager
-def _config_errors() -> Iterator[None]:
-    try:
-        yield
-    except ConfigError as error:
-        raise BadConfig(str(error)) from None
-
-
-@contextmanager
-def _worker_errors(*errors: type[Exception]) -> Iterator[None]:
-    # The worker printed its traceback; the user needs one line on what it means, and exit code 1.
+def _one_line_errors(
+    errors: type[Exception] | tuple[type[Exception], ...], as_error: type[click.ClickException]
+) -> Iterator[None]:
+    """Turn ``errors`` into click's one-line ``Error: ...`` (no traceback), with ``as_error``'s exit code."""
     try:
         yield
     except errors as error:
-        raise click.ClickException(str(error)) from None
+        raise as_error(str(error)) from None
 
 
 set_option = click.option(
@@ -97,7 +92,8 @@ def train(
         raise click.UsageError("missing CONFIG: a YAML file path or YAML text")
     if resume is not None and run_dir is not None:
         raise click.UsageError("give --resume RUN_DIR or --run-dir DIR, not both")
-    with _config_errors(), _worker_errors(EnvWorkerDied):
+    # An env worker printed its own traceback: the user needs one line on what it means, and exit code 1.
+    with _one_line_errors(ConfigError, BadConfig), _one_line_errors(EnvWorkerDied, click.ClickException):
         loaded = None if resume is not None else load_config(config, overrides)
         result = run_training(
             loaded,  # type: ignore[arg-type]  (None only with resume_dir)
@@ -122,7 +118,7 @@ def config_show(config: str, overrides: tuple[str, ...]) -> None:
     """Print CONFIG resolved: every key with its default, the algorithm chosen for the env."""
     from vlmrm_cli.training import resolve
 
-    with _config_errors():
+    with _one_line_errors(ConfigError, BadConfig):
         click.echo(dump_config(resolve(load_config(config, overrides))), nl=False)
 
 
@@ -167,7 +163,14 @@ def score(
     from vlmrm_cli.video import read_frames, reward_plot
 
     reward_model = _load_reward_model(
-        model, prompts, baselines, alpha, backend, device, batch_size, cache_dir
+        model,
+        target_prompts=list(prompts),
+        baseline_prompts=list(baselines),
+        alpha=alpha,
+        backend=backend,
+        device=device,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
     )
     rows: list[tuple[str, int, float]] = []
     boundaries: list[int] = []
@@ -228,29 +231,12 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def _load_reward_model(
-    model: str,
-    prompts: Sequence[str],
-    baselines: Sequence[str],
-    alpha: float,
-    backend: str,
-    device: str | None,
-    batch_size: int,
-    cache_dir: str | None,
-):
+def _load_reward_model(model: str, **options: Any) -> Any:
+    """``vlmrm_reward.load_reward_model(model, **options)``, bad arguments reported as a usage error."""
     from vlmrm_reward import load_reward_model
 
     try:
-        return load_reward_model(
-            model,
-            target_prompts=list(prompts),
-            baseline_prompts=list(baselines),
-            alpha=alpha,
-            backend=backend,
-            device=device,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-        )
+        return load_reward_model(model, **options)
     except (ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from None
 
@@ -301,7 +287,6 @@ def fps(
     """Render and reward throughput on this machine (one env, random actions)."""
     import numpy as np
     import vlmrm_envs
-    from vlmrm_reward import load_reward_model
 
     try:
         env = vlmrm_envs.make_clip_env(env_id, defer_reward=True, width=width, height=height)
@@ -326,17 +311,14 @@ def fps(
         env.close()
     click.echo(f"env     {env_id} at {size}: {steps / render_seconds:9.1f} steps/s (physics + rendering)")
 
-    try:
-        reward_model = load_reward_model(
-            model,
-            target_prompts=["a robot"],
-            backend=backend,
-            devices=list(devices) or None,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-        )
-    except (ValueError, TypeError) as error:
-        raise click.UsageError(str(error)) from None
+    reward_model = _load_reward_model(
+        model,
+        target_prompts=["a robot"],
+        backend=backend,
+        devices=list(devices) or None,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+    )
     try:
         batch = np.stack(frames)
         reward_model(batch[: min(len(batch), batch_size)])  # warm-up: kernels, autotuning
