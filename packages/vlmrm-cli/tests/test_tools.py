@@ -90,6 +90,16 @@ def test_score_bad_input(tiny_model_spec: str, tmp_path: Path) -> None:
         ["score", "--prompt", "x", "--model", tiny_model_spec, "--alpha", "2", str(tmp_path / "notes.txt")],
     )
     assert result.exit_code == 2 and "--alpha" in result.stderr
+    image = tmp_path / "frame.png"
+    imageio.imwrite(image, np.zeros((8, 8, 3), np.uint8))
+    missing = f"local-dir:{tmp_path / 'no-model'}"
+    for command in (
+        ["score", "--prompt", "x", "--model", missing, str(image)],
+        ["fps", "--env", "vlmrm/CartPole-v0", "--steps", "2", "--model", missing],
+    ):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        assert f"--model {missing!r}: cannot load" in result.stderr and "Traceback" not in result.output
 
 
 def test_read_frames_converts_to_rgb(tmp_path: Path) -> None:
