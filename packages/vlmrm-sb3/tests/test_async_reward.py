@@ -3,6 +3,7 @@ synchronous scoring; errors reach learn(); the thread never outlives learn()."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 import zipfile
@@ -113,8 +114,8 @@ class FailingReward:
 
 
 class NoteFailure(BaseCallback):
-    """Records the step at which it first sees the reward model's failure, then gives the scoring
-    thread time to finish the future, so that the next poll must find it."""
+    """Records the step at which it first sees the reward model's failure, then waits for the
+    scoring thread to finish the failed call, so that the next poll must find it."""
 
     def __init__(self, reward_model: FailingReward) -> None:
         super().__init__()
@@ -124,7 +125,8 @@ class NoteFailure(BaseCallback):
     def _on_step(self) -> bool:
         if self.seen_at is None and self.reward_model.failed.is_set():
             self.seen_at = self.num_timesteps
-            time.sleep(0.2)
+            # Let the failed call finish: this step's transition is stored next, and its poll must find it.
+            concurrent.futures.wait([future for _, future in self.model._pending_scores])
         return True
 
 
