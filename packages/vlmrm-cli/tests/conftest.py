@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,3 +78,27 @@ def write_config(tmp_path: Path) -> Callable[[dict[str, Any]], Path]:
         return path
 
     return write
+
+
+def start_training(config_path: Path, *args: str, **environment: str) -> subprocess.Popen:
+    """``vlmrm train CONFIG --no-progress ARGS`` in a subprocess, in a process group of its own (as a
+    terminal's foreground job is), with ``environment`` added to its environment variables; it never
+    logs online unless given ``WANDB_API_KEY``."""
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
+    env.pop("WANDB_API_KEY", None)
+    env.update(environment)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vlmrm_cli", "train", str(config_path), "--no-progress", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def kill_process_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process and everything in its group, if it is still running."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import kill_process_group, start_training
 from vlmrm_cli.checkpoints import atomic_write, latest_checkpoint
 
 # An env that dies in its worker process at a given step: by an exception, or by exiting at once.
@@ -41,27 +42,6 @@ gym.register("Crashing-v0", entry_point=CrashingCartPole, max_episode_steps=50)
 """
 
 
-def _start(config_path: Path, *args: str, pythonpath: Path | None = None) -> subprocess.Popen:
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    env.pop("WANDB_API_KEY", None)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
-    return subprocess.Popen(
-        [sys.executable, "-m", "vlmrm_cli", "train", str(config_path), "--no-progress", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.mark.parametrize("hard", [False, True], ids=["worker-raises", "worker-exits"])
 def test_crashing_env_worker_fails_the_run_fast_with_its_error(
     hard: bool, make_config, write_config, tmp_path: Path
@@ -73,7 +53,8 @@ def test_crashing_env_worker_fails_the_run_fast_with_its_error(
         rl={"n_envs_per_worker": 2, "n_steps": 10_000, "episode_length": None},
         logging={"video_freq": None},
     )
-    process = _start(write_config(config), pythonpath=tmp_path)
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    process = start_training(write_config(config), PYTHONPATH=pythonpath)
     descendants: list[psutil.Process] = []
     began = time.monotonic()
     try:
@@ -86,7 +67,7 @@ def test_crashing_env_worker_fails_the_run_fast_with_its_error(
     except (subprocess.TimeoutExpired, psutil.NoSuchProcess):
         _, stderr = process.communicate(timeout=60)
     finally:
-        _kill_group(process)
+        kill_process_group(process)
     assert process.returncode == 1, stderr
     assert "Error: an env worker process died at step" in stderr and "no checkpoint was written yet" in stderr
     if not hard:
@@ -111,7 +92,7 @@ def test_kill_9_at_any_moment_leaves_the_last_checkpoint_loadable(
     rng = random.Random(0)
     reached = []
     for _ in range(3):
-        process = _start(path, "--run-dir", str(run_dir))
+        process = start_training(path, "--run-dir", str(run_dir))
         try:
             deadline = time.monotonic() + 120
             start = latest_checkpoint(run_dir / "checkpoints")
@@ -120,7 +101,7 @@ def test_kill_9_at_any_moment_leaves_the_last_checkpoint_loadable(
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.0, 1.5))
         finally:
-            _kill_group(process)
+            kill_process_group(process)
         assert process.returncode == -signal.SIGKILL, process.communicate()[1]
         checkpoint, steps = latest_checkpoint(run_dir / "checkpoints")
         assert DQN.load(checkpoint, device="cpu").num_timesteps == steps
@@ -164,28 +145,24 @@ def test_wandb_falls_back_offline_and_the_key_never_reaches_the_run_folder(
     """A key is set, so the run tries wandb online; the server is unreachable, so it logs offline."""
     key = "vlmrm-test-key-0123456789abcdef0123456789abcdef"
     config = make_config(rl={"n_steps": 100}, wandb={"mode": "auto"})
-    env = {
-        **os.environ,
-        "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"),
-        "WANDB_API_KEY": key,
-        "WANDB_BASE_URL": "http://127.0.0.1:9",  # nothing listens there
-        "WANDB_INIT_TIMEOUT": "5",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "vlmrm_cli", "train", str(write_config(config)), "--no-progress"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    process = start_training(
+        write_config(config),
+        WANDB_API_KEY=key,
+        WANDB_BASE_URL="http://127.0.0.1:9",  # nothing listens there
+        WANDB_INIT_TIMEOUT="5",
     )
-    assert result.returncode == 0, result.stderr
-    assert "wandb could not start online" in result.stderr and "logging offline" in result.stderr
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        kill_process_group(process)
+    assert process.returncode == 0, stderr
+    assert "wandb could not start online" in stderr and "logging offline" in stderr
     (run_dir,) = Path(config["base_path"]).iterdir()
     files = [path for path in run_dir.rglob("*") if path.is_file()]
     assert any(path.suffix == ".wandb" and "offline-run" in str(path) for path in files)
     leaked = [str(path) for path in files if key.encode() in path.read_bytes()]
     assert not leaked, leaked
-    assert key not in result.stdout + result.stderr
+    assert key not in stdout + stderr
 
 
 class _RunsCode:

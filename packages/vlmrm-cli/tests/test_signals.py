@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 from click.testing import CliRunner
+from conftest import kill_process_group, start_training
 from vlmrm_cli.checkpoints import latest_checkpoint
 from vlmrm_cli.cli import main
 
@@ -50,17 +50,7 @@ def test_signal_saves_checkpoint_and_exits(
         rl={"n_steps": 1_000_000, "n_envs_per_worker": n_envs_per_worker},
         logging={"checkpoint_freq": 100, "video_freq": None},
     )
-    path = write_config(config)
-    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    env.pop("WANDB_API_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vlmrm_cli", "train", str(path), "--no-progress"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,  # its own process group, as a terminal's foreground job has
-    )
+    process = start_training(write_config(config))
     try:
         run_dir = _wait_for_checkpoint(tmp_path / "runs", process)
         # Env workers, the forkserver, wandb's service: everything the run started.
@@ -72,8 +62,7 @@ def test_signal_saves_checkpoint_and_exits(
             process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        kill_process_group(process)
     assert process.returncode == exit_code, stderr
     _assert_all_gone(descendants)
     assert "Traceback" not in stderr, stderr
