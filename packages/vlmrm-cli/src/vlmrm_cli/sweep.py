@@ -386,11 +386,16 @@ def write_sweep(sweep: Sweep, folder: Path) -> Path:
         f"#   kubectl apply -f {manifest}\n"
         f"# Runs land in the {sweep.spec.kubernetes.runs_claim} volume under {RUNS_MOUNT}/{sweep.name}/point-<i>.\n"
     )
-    manifest.write_text(
-        header + yaml.safe_dump_all(manifests, sort_keys=False, allow_unicode=True, width=100),
-        encoding="utf-8",
-    )
+    text = yaml.dump_all(manifests, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=100)
+    manifest.write_text(header + text, encoding="utf-8")
     return manifest
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value used twice (the labels) twice, rather than as a YAML anchor and alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 # -- running on this machine --------------------------------------------------------------------
