@@ -318,3 +318,19 @@ def test_status_of_a_folder_without_a_sweep_is_one_line(tmp_path: Path) -> None:
             result.stderr.strip()
             == f"Error: {tmp_path}: no sweep here (no sweep.yaml and no point-<i> run folders)"
         )
+
+
+def test_the_kubernetes_readme_sweep_expands_and_writes_valid_manifests(tmp_path: Path) -> None:
+    readme = (REPO / "kube" / "README.md").read_text()
+    block = readme.split("```yaml\n# kneeling.yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    (tmp_path / "kneeling.yaml").write_text(block)
+    sweep = load_sweep(str(tmp_path / "kneeling.yaml"))
+    assert len(sweep.points) == 18
+    assert {point.config.env_name for point in sweep.points} == {"vlmrm/Humanoid-v0"}
+    result = CliRunner().invoke(
+        main, ["sweep", str(tmp_path / "kneeling.yaml"), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    _, job = assert_valid_kubernetes(tmp_path / "out" / "kubernetes.yaml")
+    assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (18, 6)
