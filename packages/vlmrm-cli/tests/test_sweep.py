@@ -334,3 +334,14 @@ def test_the_kubernetes_readme_sweep_expands_and_writes_valid_manifests(tmp_path
     assert result.exit_code == 0, result.output
     _, job = assert_valid_kubernetes(tmp_path / "out" / "kubernetes.yaml")
     assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (18, 6)
+
+
+def test_the_cli_readme_sweep_expands_into_nine_points(tmp_path: Path) -> None:
+    readme = (REPO / "packages" / "vlmrm-cli" / "README.md").read_text()
+    block = readme.split("## Sweeps", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    (tmp_path / "cartpole-alpha.yaml").write_text(block)
+    sweep = load_sweep(str(tmp_path / "cartpole-alpha.yaml"))
+    assert [(p.config.reward.alpha, p.config.seed) for p in sweep.points] == [
+        (alpha, seed) for alpha in (0.0, 0.5, 1.0) for seed in (0, 1, 2)
+    ]
