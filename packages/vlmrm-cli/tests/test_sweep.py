@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import cartpole_config
+from conftest import cartpole_config, kill_process_group
 from vlmrm_cli.cli import main
 from vlmrm_cli.config import load_config
 from vlmrm_cli.sweep import load_sweep
@@ -345,3 +350,49 @@ def test_the_cli_readme_sweep_expands_into_nine_points(tmp_path: Path) -> None:
     assert [(p.config.reward.alpha, p.config.seed) for p in sweep.points] == [
         (alpha, seed) for alpha in (0.0, 0.5, 1.0) for seed in (0, 1, 2)
     ]
+
+
+def test_ctrl_c_reaches_every_running_point_once_and_each_keeps_a_checkpoint(
+    tmp_path: Path, tiny_model_spec: str
+) -> None:
+    run = tiny_run(tmp_path, tiny_model_spec, n_steps=1_000_000)
+    sweep_file = write_sweep_file(tmp_path, run, grid={"seed": [0, 1, 2]})
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vlmrm_cli",
+            "sweep",
+            str(sweep_file),
+            "--out",
+            str(out),
+            "--local",
+            "-j",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not all(list((out / f"point-{i}" / "checkpoints").glob("step_*.zip")) for i in (0, 1)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the sweep's process group
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        kill_process_group(process)
+    assert process.returncode == 130, stderr
+    for index in (0, 1):
+        # One SIGINT each, so a checkpoint rather than an abort; the point can be continued.
+        log = (out / "logs" / f"point-{index}.log").read_text()
+        assert "Stopped at step" in log, log
+        assert (out / "logs" / f"point-{index}.exit").read_text().strip() == "130"
+        assert f"point-{index} stopped with a checkpoint" in stderr
+    assert not (out / "point-2").exists()  # none starts after the signal
+    status = CliRunner().invoke(main, ["sweep", "status", str(out)])
+    assert "point-0  stopped" in status.stdout and "point-2  not started" in status.stdout, status.stdout
