@@ -74,3 +74,38 @@ def test_end_to_end_compares_per_step_and_episode_end_scoring(smoke_report: dict
     assert all(figure > 0 for figure in e2e["env_steps_per_second"].values())
     speedup = e2e["env_steps_per_second"]["episode-end"] / e2e["env_steps_per_second"]["per-step"]
     assert e2e["episode_end_speedup"] == pytest.approx(speedup)
+
+
+@pytest.fixture
+def gpu_check(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import gpu_check
+
+    return gpu_check
+
+
+def test_the_gpu_settings_are_what_the_check_promises(gpu_check) -> None:
+    import episode_end_batching
+
+    settings = gpu_check.gpu_settings()
+    assert settings.device == "cuda:0" and settings.render_size == 480
+    assert settings.models == ["ViT-B-32/random", "ViT-L-14/random", "ViT-bigG-14/random"]
+    assert settings.batch_sizes == [256, 512] and settings.compile_modes == [False, True]
+    assert settings.render_workers[0] == 1 and len(settings.render_workers) >= 1
+    args = episode_end_batching.build_parser().parse_args(settings.end_to_end)
+    assert (args.env, args.device, args.model) == ("humanoid", "cuda:0", "ViT-B-32/random")
+
+
+@pytest.mark.parametrize(
+    ("vendor", "renderer", "nvidia"),
+    [
+        ("NVIDIA Corporation", "NVIDIA H200/PCIe/SSE2", True),
+        ("Mesa", "llvmpipe (LLVM 15.0.6, 256 bits)", False),
+        ("Mesa/X.org", "softpipe", False),
+    ],
+)
+def test_egl_verdict(gpu_check, vendor: str, renderer: str, nvidia: bool) -> None:
+    report = {"backend": "egl", "gl_vendor": vendor, "gl_renderer": renderer, "cuda_device": 0}
+    assert gpu_check.egl_verdict(report)["nvidia"] is nvidia
+    assert gpu_check.egl_verdict({**report, "backend": "osmesa"})["nvidia"] is False
+    assert gpu_check.egl_verdict(None)["nvidia"] is False
