@@ -116,6 +116,11 @@ def test_a_sweep_without_axes_is_its_base_config(tmp_path: Path, tiny_model_spec
             {"grid": {"rl.n_stepz": [10]}},
             "cartpole-sweep point 0 (rl.n_stepz=10): rl.n_stepz: unknown key; did you mean 'rl.n_steps'?",
         ),
+        # A key that the sweep extends (tags) keeps its wrong type for validation to name.
+        (
+            {"set": {"tags": "solo"}},
+            "cartpole-sweep point 0 (base config): tags: Input should be a valid list",
+        ),
         # Found only by resolving against the env: CartPole's actions are discrete.
         (
             {"points": [{"rl.algorithm": "dqn"}, {"rl.algorithm": "sac"}]},

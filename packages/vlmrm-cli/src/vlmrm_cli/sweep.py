@@ -229,12 +229,19 @@ def load_sweep(source: str, probe: Callable[[Config], Any] | None = None) -> Swe
 
 
 def _tag(config: dict[str, Any], sweep_name: str, point: Point) -> None:
-    """Name the sweep and the point in the config's tags, description and wandb group and name."""
-    config["tags"] = [*(config.get("tags") or []), f"sweep:{sweep_name}", f"point:{point.index}"]
+    """Name the sweep and the point in the config's tags, description and wandb group and name.
+
+    Keys of the wrong type are left as they are, for validation to name them.
+    """
+    tags = config.get("tags") or []
+    if isinstance(tags, list):
+        config["tags"] = [*tags, f"sweep:{sweep_name}", f"point:{point.index}"]
     description = f"{sweep_name} point {point.index}: {point.label}"
-    config["description"] = (
-        f"{config['description']}; {description}" if config.get("description") else description
-    )
+    given = config.get("description")
+    if not given:
+        config["description"] = description
+    elif isinstance(given, str):
+        config["description"] = f"{given}; {description}"
     wandb = config.setdefault("wandb", {})
     if isinstance(wandb, dict):
         wandb.setdefault("group", sweep_name)
