@@ -215,6 +215,12 @@ def test_sweep_writes_one_configmap_and_one_indexed_job(tmp_path: Path, tiny_mod
         "/runs/cartpole-sweep/point-$(JOB_COMPLETION_INDEX)",
         "--no-progress",
     ]
+    (index_variable,) = [
+        variable for variable in container["env"] if variable["name"] == "JOB_COMPLETION_INDEX"
+    ]
+    assert index_variable["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    )
     mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     assert (

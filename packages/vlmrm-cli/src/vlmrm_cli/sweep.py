@@ -271,9 +271,9 @@ def kubernetes_manifests(sweep: Sweep) -> list[dict[str, Any]]:
     labels = {"app": "vlmrm", "vlmrm/sweep": name}
     metadata = {"labels": labels, **({"namespace": settings.namespace} if settings.namespace else {})}
     data = {INDEX_FILE: index_text(sweep), **point_configs(sweep)}
-    # The Job controller sets JOB_COMPLETION_INDEX in every container's environment, and the
-    # kubelet expands $(VAR) in args from it: pod i reads point i's config and keeps its run in
-    # a folder of its own, which a pod restarted after preemption finds and continues.
+    # JOB_COMPLETION_INDEX is the pod's index in the container's environment, and the kubelet
+    # expands $(VAR) in args from it: pod i reads point i's config and keeps its run in a folder
+    # of its own, which a pod restarted after preemption finds and continues.
     index = "$(JOB_COMPLETION_INDEX)"
     container = {
         "name": "train",
@@ -288,12 +288,22 @@ def kubernetes_manifests(sweep: Sweep) -> list[dict[str, Any]]:
             "--no-progress",
         ],
         "env": [
+            # The Job controller adds this variable itself; declared here too, the args' use of it
+            # does not depend on that.
+            {
+                "name": "JOB_COMPLETION_INDEX",
+                "valueFrom": {
+                    "fieldRef": {
+                        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+                    }
+                },
+            },
             {
                 "name": "WANDB_API_KEY",
                 "valueFrom": {
                     "secretKeyRef": {"name": settings.wandb_secret, "key": "WANDB_API_KEY", "optional": True}
                 },
-            }
+            },
         ],
         "resources": {
             "limits": {
