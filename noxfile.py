@@ -39,6 +39,9 @@ def _make_test_session(package: str) -> None:
         test_only = TEST_ONLY_DEPS.get(package, ())
         if test_only:
             session.install(*(f"./packages/vlmrm-{dep}" for dep in test_only))
+        # tests-cli also checks every Kubernetes manifest (kube/ and those `vlmrm sweep` writes) against
+        # Kubernetes' schemas with kubernetes-validate (the cli test extra), and runs tests/, which
+        # include `bench/gpu_check.py --smoke`.
         paths = [f"packages/vlmrm-{package}/tests"] + (["tests"] if package == "cli" else [])
         session.run("pytest", *paths, *session.posargs, env={"MUJOCO_GL": "egl"})
 

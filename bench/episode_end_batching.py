@@ -105,7 +105,7 @@ def steps_per_second(model, steps: int, device: torch.device) -> float:
     return (model.num_timesteps - first_step) / (time.perf_counter() - began)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=sorted(PROMPTS), default="pendulum")
     parser.add_argument("--vec-env", choices=["dummy", "subproc"], default="dummy")
@@ -132,7 +132,12 @@ def main() -> None:
     parser.add_argument("--net-arch", type=int, nargs="+", default=[64, 64], help="SAC hidden layers")
     parser.add_argument("--buffer-size", type=int, default=100_000, help="replay buffer transitions")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads; default torch's")
-    args = parser.parse_args()
+    return parser
+
+
+def compare(args: argparse.Namespace) -> tuple[dict[str, list[float]], str, int]:
+    """Train the three scorings side by side; returns (env-steps/s of each round per mode, the
+    reward model spec, the frame size)."""
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -197,6 +202,14 @@ def main() -> None:
         model.env.close()
     reward_model.close()
 
+    return results, spec, size
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    results, spec, size = compare(args)
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
     device_name = torch.cuda.get_device_name(device) if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.env}, {args.vec_env} vec env, {args.n_envs} envs, episodes of {args.episode_length} steps,")
     print(

@@ -25,7 +25,7 @@ import open_clip
 import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
-from vlmrm_reward import load_reward_model
+from vlmrm_reward import RewardModel, load_reward_model
 from vlmrm_reward.testing import make_tiny_open_clip
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' datasheets, TFLOP/s.
@@ -50,14 +50,17 @@ def device_peak_tflops(device: torch.device) -> float | None:
     return matches[0] if matches else None
 
 
-def image_tower_flops(model_spec: str, device: torch.device) -> float:
-    """FLOPs of one image through the image tower (multiply-add = 2 FLOPs)."""
-    reward_model = load_reward_model(model_spec, target_prompts=["x"], device=device, precision="fp32")
-    replica = reward_model._replicas[0]
+def image_tower_flops(reward_model: RewardModel) -> float:
+    """FLOPs of one image through the image tower of a loaded single-device model (multiply-add = 2 FLOPs).
+
+    Counted by torch's FlopCounterMode on one frame at the model's input size, through the public
+    ``embed_images``: matrix products and convolutions, which is what the tensor cores run (the
+    resize and normalisation are not counted, and at the input size there is no resize).
+    """
     height, width = reward_model.preprocess_config.size
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        replica.encode_images(torch.zeros(1, 3, height, width, device=device))
-    reward_model.close()
+    frame = np.zeros((1, height, width, 3), dtype=np.uint8)
+    with FlopCounterMode(display=False) as counter:
+        reward_model.embed_images(frame)  # one device: runs on this thread, where the counter is active
     return float(counter.get_total_flops())
 
 
@@ -143,7 +146,8 @@ def main() -> None:
     header = f"{'model':<28} {'precision':>9} {'batch':>6} {'frames/s':>10} {'TFLOP/s':>8} {'% peak':>7}"
     for model in models:
         label = "tiny (random)" if model.startswith("local-dir:") else model
-        flops = image_tower_flops(model, device)
+        with load_reward_model(model, target_prompts=["x"], device=device, precision="fp32") as counted:
+            flops = image_tower_flops(counted)
         print(f"\n{label}: {flops / 1e9:.2f} GFLOPs per image (image tower)")
         print(header)
         best, best_setting = 0.0, (precisions[0], args.batch_sizes[0])

@@ -1,4 +1,4 @@
-"""The ``vlmrm`` command: ``train``, ``config show``, ``score``, ``envs``, ``fps``."""
+"""The ``vlmrm`` command: ``train``, ``sweep``, ``config show``, ``score``, ``envs``, ``fps``."""
 
 from __future__ import annotations
 
@@ -108,6 +108,120 @@ def train(
             echo=lambda line: click.echo(line, err=True),
         )
     ctx.exit(result.exit_code)
+
+
+class _SweepGroup(click.Group):
+    """``vlmrm sweep SWEEP.yaml ...`` means ``vlmrm sweep run SWEEP.yaml ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group("sweep", cls=_SweepGroup)
+def sweep_group() -> None:
+    """Sweeps over config keys: `vlmrm sweep SWEEP.yaml [--local -j N]`, `status`, `results`.
+
+    SWEEP.yaml names a base config and the values to sweep (`grid`: every combination; `points`:
+    sets of keys changed together); every point is validated before anything is written.
+    """
+
+
+@sweep_group.command("run")
+@click.argument("sweep_file", metavar="SWEEP.yaml")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The sweep's folder: configs, manifests, and runs made with --local. Default: sweeps/NAME.",
+)
+@click.option("--local", is_flag=True, help="Train the points on this machine instead of writing a Job only.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --local: points trained at once.",
+)
+@click.pass_context
+def sweep_run(ctx: click.Context, sweep_file: str, out: Path | None, local: bool, jobs: int) -> None:
+    """Expand SWEEP.yaml into one config per point and write them with one Kubernetes Indexed Job
+    (kubernetes.yaml); with --local, also train the points here, JOBS at a time.
+
+    A point's run lives in OUT/point-<i> (`vlmrm train --run-dir`): running the same sweep again
+    continues every point that did not finish.
+    """
+    from vlmrm_cli.sweep import load_sweep, run_local, write_sweep
+
+    if jobs != 1 and not local:
+        raise click.UsageError("-j/--jobs needs --local (on Kubernetes, set kubernetes.parallelism)")
+    with _one_line_errors(ConfigError, BadConfig):
+        sweep = load_sweep(sweep_file)
+        folder = out if out is not None else Path("sweeps") / sweep.name
+        manifest = write_sweep(sweep, folder)
+    click.echo(f"{sweep.name}: {len(sweep.points)} points, each validated; written to {folder}", err=True)
+    if not local:
+        click.echo(f"Submit with: kubectl apply -f {manifest}")
+        return
+    ctx.exit(run_local(sweep, folder, jobs, echo=lambda line: click.echo(line, err=True)))
+
+
+sweep_dir_argument = click.argument(
+    "sweep_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="SWEEP_DIR"
+)
+
+
+@sweep_group.command("status")
+@sweep_dir_argument
+def sweep_status(sweep_dir: Path) -> None:
+    """Which points of the sweep in SWEEP_DIR finished, stopped, failed or have not started."""
+    from vlmrm_cli.sweep import label_of, point_results
+
+    with _one_line_errors(ConfigError, BadConfig):
+        results = point_results(sweep_dir, metrics=False)
+    rows = [
+        [r.name, r.state, f"{r.steps}/{r.n_steps}" if r.n_steps else str(r.steps), label_of(r.values)]
+        for r in results
+    ]
+    _echo_table(["point", "state", "steps", "values"], rows)
+    finished = sum(result.state == "finished" for result in results)
+    click.echo(f"{finished} of {len(results)} points finished")
+
+
+@sweep_group.command("results")
+@sweep_dir_argument
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: SWEEP_DIR/results.csv.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Default: SWEEP_DIR/results.png.",
+)
+def sweep_results(sweep_dir: Path, csv_path: Path | None, plot_path: Path | None) -> None:
+    """Each point's final and best CLIP return, ground-truth return and success rate (when
+    evaluated), read from its run folder: a table, a CSV and a PNG plot."""
+    from vlmrm_cli.sweep import point_results, result_rows, write_results
+
+    with _one_line_errors(ConfigError, BadConfig):
+        results = point_results(sweep_dir)
+    header, rows = result_rows(results)
+    _echo_table(header, rows)
+    csv_path = csv_path or sweep_dir / "results.csv"
+    plot_path = plot_path or sweep_dir / "results.png"
+    write_results(results, csv_path, plot_path)
+    click.echo(f"Table: {csv_path}; plot: {plot_path}", err=True)
+
+
+def _echo_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(f"{cell!s:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @main.group("config")

@@ -47,6 +47,7 @@ __all__ = [
     "read_config_source",
     "research_env_notice",
     "resolve_config",
+    "set_key",
     "validate_config",
 ]
 
@@ -261,6 +262,10 @@ class WandbConfig(_Section):
     mode: Literal["auto", "online", "offline", "disabled"] = "auto"
     project: Text = "vlmrm"
     entity: str | None = None
+    group: str | None = None
+    """wandb run group; ``vlmrm sweep`` sets it to the sweep's name."""
+    name: str | None = None
+    """wandb run name; default: the run folder's name."""
 
 
 class Config(_Section):
@@ -384,19 +389,25 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     data = yaml.load(yaml.safe_dump(data), Loader=_Loader)
     for override in overrides:
         key, sep, raw = override.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
+        if not sep or not all(key.strip().split(".")):
             raise ConfigError(f"--set {override!r}: expected KEY.PATH=VALUE, e.g. rl.n_steps=1000")
-        value = parse_yaml(raw, f"--set {key}") if raw.strip() else None
-        node = data
-        for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                section = ".".join(parts[: depth + 1])
-                raise ConfigError(f"{key}: {section} is a value, not a section with keys")
-            node = child
-        node[parts[-1]] = value
+        set_key(data, key, parse_yaml(raw, f"--set {key}") if raw.strip() else None)
     return data
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data``'s ``key.path`` to ``value`` in place, making missing sections on the way."""
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"{key!r}: expected a key path such as rl.n_steps")
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            section = ".".join(parts[: depth + 1])
+            raise ConfigError(f"{key}: {section} is a value, not a section with keys")
+        node = child
+    node[parts[-1]] = value
 
 
 def validate_config(data: dict[str, Any]) -> Config:

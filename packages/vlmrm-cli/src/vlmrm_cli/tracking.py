@@ -48,7 +48,8 @@ def init_wandb(config: Config, run_dir: Path, run_id: str) -> Any | None:
         return wandb.init(
             project=config.wandb.project,
             entity=config.wandb.entity,
-            name=run_dir.name,
+            group=config.wandb.group,
+            name=config.wandb.name or run_dir.name,
             id=run_id,
             resume="allow",
             dir=run_dir,

@@ -91,10 +91,11 @@ def make_run_dir(config: Config, now: datetime | None = None) -> Path:
     raise FileExistsError(f"{base / name}: too many runs with this name")
 
 
-def resolve(config: Config) -> Config:
-    """:func:`resolve_config` with the env's action space and episode length, from a probe env."""
+def resolve(config: Config, probe: Callable[[Config], tuple[gym.Space, int | None]] = probe_env) -> Config:
+    """:func:`resolve_config` with the env's action space and episode length, from a probe env
+    (``probe(config)``: ``(action_space, episode_length)``; a sweep passes one that caches)."""
     try:
-        action_space, episode_length = probe_env(config)
+        action_space, episode_length = probe(config)
     except (ValueError, TypeError, gym.error.Error) as error:
         raise ConfigError(
             f"env_name: cannot make {config.env_name!r} with this config ({_one_line(error)})"
