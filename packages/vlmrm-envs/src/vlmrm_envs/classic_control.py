@@ -18,6 +18,8 @@ from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv as GymnasiumCartPoleEnv
 from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
 
+from vlmrm_envs.success import cartpole_balanced, mountain_car_at_flag
+
 __all__ = ["CartPoleEnv", "MountainCarContinuousEnv"]
 
 Color = tuple[float, float, float]
@@ -101,10 +103,14 @@ class CartPoleEnv(GymnasiumCartPoleEnv):
     The cart stops at the ends of its track (x = +-2.4, velocity set to 0) and the pole stops
     when it lies on the track (+-90 degrees), so the observation space is bounded there.
     ``original_reward`` is 1.0 while the pole is within CartPole-v1's limits (12 degrees,
-    cart on the track) and 0.0 otherwise; ``info["is_success"]`` says the same.
+    cart inside the track ends) and 0.0 otherwise; ``info["is_success"]`` says whether it has
+    been so at every step of the episode (:mod:`vlmrm_envs.success`), the value SB3 reads at
+    the episode's end.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
+    balanced_so_far = True
+    """Whether the pole has been balanced at every step of this episode."""
 
     def __init__(self, render_mode: str | None = "rgb_array", width: int = 224, height: int = 224) -> None:
         _check_render_mode(render_mode)
@@ -115,19 +121,24 @@ class CartPoleEnv(GymnasiumCartPoleEnv):
         high = np.array([self.x_threshold, limit, math.pi / 2, limit], dtype=np.float32)
         self.observation_space = spaces.Box(-high, high, dtype=np.float32)
 
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self.balanced_so_far = True
+        return super().reset(seed=seed, options=options)
+
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         _, _, _, truncated, info = super().step(action)
         # The parent counts steps after its termination to warn; there is no termination here.
         self.steps_beyond_terminated = None
+        upright = cartpole_balanced(self.state)
+        self.balanced_so_far = self.balanced_so_far and upright
         x, x_dot, theta, theta_dot = (float(v) for v in self.state)
-        upright = abs(theta) <= self.theta_threshold_radians and abs(x) <= self.x_threshold
         if abs(x) > self.x_threshold:
             x, x_dot = math.copysign(self.x_threshold, x), 0.0
         if abs(theta) > math.pi / 2:
             theta, theta_dot = math.copysign(math.pi / 2, theta), 0.0
         self.state = np.array((x, x_dot, theta, theta_dot), dtype=np.float64)
         observation = np.array(self.state, dtype=np.float32)
-        return observation, float(upright), False, truncated, {**info, "is_success": upright}
+        return observation, float(upright), False, truncated, {**info, "is_success": self.balanced_so_far}
 
     def render(self) -> np.ndarray | None:
         """uint8 (height, width, 3): the cart on its track, the pole, and stops at the track ends."""
@@ -182,10 +193,13 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
 
     The car may reach the flag (position >= 0.45) and stay; ``original_reward`` keeps
     Gymnasium's reward (+100 on every step at the flag, minus the action cost) and
-    ``info["is_success"]`` says whether the car is at the flag.
+    ``info["is_success"]`` says whether the car has reached the flag in this episode
+    (:mod:`vlmrm_envs.success`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
+    reached_flag = False
+    """Whether the car has reached the flag in this episode."""
 
     def __init__(
         self,
@@ -199,9 +213,14 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
         super().__init__(render_mode=render_mode, goal_velocity=goal_velocity)
         self.width, self.height = width, height
 
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self.reached_flag = False
+        return super().reset(seed=seed, options=options)
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        observation, reward, terminated, truncated, info = super().step(action)
-        return observation, float(reward), False, truncated, {**info, "is_success": bool(terminated)}
+        observation, reward, _, truncated, info = super().step(action)
+        self.reached_flag = self.reached_flag or mountain_car_at_flag(self.state, self.goal_position)
+        return observation, float(reward), False, truncated, {**info, "is_success": self.reached_flag}
 
     def render(self) -> np.ndarray | None:
         """uint8 (height, width, 3): a red car on a road over a green hill, a flag at the goal."""
