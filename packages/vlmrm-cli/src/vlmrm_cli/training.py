@@ -35,7 +35,14 @@ from vlmrm_cli.callbacks import (
     StopCallback,
     VideoCallback,
 )
-from vlmrm_cli.checkpoints import atomic_write, latest_checkpoint, replay_buffer_path, save_checkpoint
+from vlmrm_cli.checkpoints import (
+    CONFIG_FILE,
+    FINAL_MODEL,
+    atomic_write,
+    latest_checkpoint,
+    replay_buffer_path,
+    save_checkpoint,
+)
 from vlmrm_cli.config import (
     ALGORITHM_ARGUMENTS,
     Config,
@@ -50,8 +57,6 @@ from vlmrm_cli.tracking import init_wandb, make_logger
 
 __all__ = ["RunResult", "make_run_dir", "resolve", "train"]
 
-CONFIG_FILE = "config.yaml"
-FINAL_MODEL = "final_model.zip"
 WANDB_ID_FILE = "wandb_run_id"
 
 # Keys a resumed run may change; anything else would not fit the saved model, buffer or envs.
@@ -252,13 +257,13 @@ def _run(
         if resume:
             path, steps = latest_checkpoint(checkpoints)
             buffer = replay_buffer_path(checkpoints, steps)
-            with _refused_if_unsafe(path):
+            with refused_if_unsafe(path):
                 # force_reset: the saved observation belongs to envs that no longer exist.
                 model = cls.load(
                     path, env=vec_env, reward_model=reward_model, device=config.rl.device, force_reset=True
                 )
             if buffer.is_file():
-                with _refused_if_unsafe(buffer):
+                with refused_if_unsafe(buffer):
                     model.load_replay_buffer(buffer)
             else:
                 echo(f"No replay buffer saved with {path.name}: the replay buffer starts empty")
@@ -348,7 +353,7 @@ def _run(
 
 
 @contextlib.contextmanager
-def _refused_if_unsafe(path: Path) -> Iterator[None]:
+def refused_if_unsafe(path: Path) -> Iterator[None]:
     try:
         yield
     except UnsafePickleError as error:
