@@ -342,13 +342,7 @@ def evaluate(
     env = None
     try:
         env = make_env(config)
-        out.mkdir(parents=True, exist_ok=True)
-        if videos:
-            (out / "videos").mkdir(exist_ok=True)
         labels: list[list[Any]] = []
-        if save_frames:
-            for label in ("success", "failure"):
-                (out / "frames" / label).mkdir(parents=True, exist_ok=True)
         summary: dict[str, Any] = {
             "run_dir": str(found.run_dir),
             "env_name": config.env_name,
@@ -374,6 +368,11 @@ def evaluate(
         try:
             for path in found.checkpoints:
                 model = load_policy(config, path)
+                # Made once a model has loaded: bad input leaves nothing behind.
+                for folder in [out, *([out / "videos"] if videos else [])] + (
+                    [out / "frames" / "success", out / "frames" / "failure"] if save_frames else []
+                ):
+                    folder.mkdir(parents=True, exist_ok=True)
                 steps = checkpoint_steps(path)
                 steps = int(model.num_timesteps) if steps is None else steps
                 stem = path.stem

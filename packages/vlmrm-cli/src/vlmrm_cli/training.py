@@ -29,6 +29,7 @@ from vlmrm_sb3 import UnsafePickleError
 
 from vlmrm_cli.callbacks import (
     CheckpointCallback,
+    EvalCallback,
     LogCallback,
     ProgressCallback,
     SignalStop,
@@ -304,6 +305,17 @@ def _run(
                     wandb_run=wandb_run,
                 )
             )
+        if config.logging.eval_freq:
+            callbacks.append(
+                EvalCallback(
+                    config.logging.eval_freq,
+                    functools.partial(make_env, config),
+                    reward_model,
+                    episodes=config.logging.eval_episodes,
+                    seed=config.seed,
+                    batch_size=config.reward.batch_size,
+                )
+            )
         if progress:
             callbacks.append(ProgressCallback(config.rl.n_steps))
         start_steps = model.num_timesteps
@@ -342,7 +354,7 @@ def _run(
         return RunResult(run_dir, model.num_timesteps, 0)
     finally:
         for callback in callbacks:
-            if isinstance(callback, (VideoCallback, ProgressCallback)):
+            if isinstance(callback, (VideoCallback, EvalCallback, ProgressCallback)):
                 callback._on_training_end()  # idempotent; learn skips it when it raises
         if logger is not None:
             logger.close()
