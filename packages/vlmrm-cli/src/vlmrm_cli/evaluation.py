@@ -335,6 +335,11 @@ def evaluate(
         raise ConfigError(
             f"--save-frames: {config.env_name} has no ground-truth success criterion to label frames with"
         )
+    if criterion is not None and criterion.proxy:
+        if not any("kneel" in prompt.lower() for prompt in config.reward.target_prompts):
+            echo(
+                f"Note: success on {config.env_name} is the kneeling pose test; the target prompts are not about kneeling"
+            )
     out = Path(out) if out is not None else found.run_dir / "eval"
     from vlmrm_cli.training import load_reward_model_for
 
