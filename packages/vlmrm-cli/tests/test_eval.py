@@ -128,7 +128,8 @@ def test_eval_writes_every_file_and_the_summary_agrees_with_the_episodes(
 def test_a_checkpoint_is_evaluated_deterministically(run_dir: Path, tmp_path: Path) -> None:
     # The last checkpoint holds the final model's weights: the same seeds give the same episodes.
     first, second = tmp_path / "a", tmp_path / "b"
-    assert _eval(str(run_dir), "--episodes", "2", "--videos", "0", "--out", str(first)).exit_code == 0
+    result = _eval(str(run_dir), "--episodes", "2", "--videos", "0", "--out", str(first))
+    assert result.exit_code == 0, result.output
     checkpoint = run_dir / "checkpoints" / "step_0000000300.zip"
     result = _eval(str(checkpoint), "--episodes", "2", "--videos", "0", "--out", str(second))
     assert result.exit_code == 0, result.output
@@ -136,6 +137,17 @@ def test_a_checkpoint_is_evaluated_deterministically(run_dir: Path, tmp_path: Pa
     assert [[row[c] for c in columns] for row in _read_csv(first / "episodes.csv")] == [
         [row[c] for c in columns] for row in _read_csv(second / "episodes.csv")
     ]
+
+
+def test_set_changes_the_config_for_the_evaluation_only(run_dir: Path, tmp_path: Path) -> None:
+    before = (run_dir / "config.yaml").read_text()
+    out = tmp_path / "short"
+    result = _eval(
+        str(run_dir), "--episodes", "1", "--videos", "0", "--out", str(out), "--set", "rl.episode_length=7"
+    )
+    assert result.exit_code == 0, result.output
+    assert [row["length"] for row in _read_csv(out / "episodes.csv")] == ["7"]
+    assert (run_dir / "config.yaml").read_text() == before
 
 
 def test_every_checkpoint_is_plotted_and_the_best_named(run_dir: Path, tmp_path: Path) -> None:
@@ -178,6 +190,11 @@ def test_bad_input_exits_2_with_one_line(run_dir: Path, tmp_path: Path) -> None:
         ([str(run_dir), "--episodes", "many"], "--episodes"),
         ([str(run_dir), "--seed", "-1"], "--seed"),
         ([str(run_dir), "--checkpoints", "some"], "--checkpoints"),
+        ([str(run_dir), "--set", "rl.n_step=5"], "rl.n_step: unknown key"),
+        (
+            [str(run_dir), "--set", "reward.pretrained_model=local-dir:/no/such/model"],
+            "reward.pretrained_model",
+        ),
         ([], "RUN_DIR_OR_CHECKPOINT"),
     ]
     for args, message in cases:

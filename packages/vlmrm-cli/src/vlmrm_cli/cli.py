@@ -159,6 +159,7 @@ class _OneLineUsageErrors(click.Command):
     show_default=True,
     help="Episode i uses seed + i.",
 )
+@set_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def eval_command(
     target: Path,
@@ -169,6 +170,7 @@ def eval_command(
     videos: int,
     out: Path | None,
     seed: int,
+    overrides: tuple[str, ...],
     progress: bool,
 ) -> None:
     """Evaluate a trained policy: success rate, ground-truth and CLIP returns with 95% intervals.
@@ -177,7 +179,8 @@ def eval_command(
     model .zip in one. Episodes are deterministic rollouts (episode i reset with seed + i) in
     the env made as training made it; success is the env's ground-truth criterion on the
     simulator state (Humanoid: a kneeling pose proxy). Writes summary.json, episodes.csv,
-    videos/, grid_<checkpoint>.png and, for several checkpoints, progress.png.
+    videos/, grid_<checkpoint>.png and, for several checkpoints, progress.png. --set changes
+    the run's config for the evaluation only (e.g. --set reward.devices=[cuda:0]).
     """
     from vlmrm_cli.evaluation import evaluate
 
@@ -191,6 +194,7 @@ def eval_command(
             save_frames=save_frames,
             videos=videos,
             out=out,
+            overrides=overrides,
             progress=progress,
             echo=click.echo,
         )

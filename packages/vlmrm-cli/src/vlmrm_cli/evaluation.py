@@ -245,10 +245,11 @@ class EvalTarget:
     checkpoints: list[Path]
 
 
-def find_checkpoints(target: Path, *, every: bool) -> EvalTarget:
+def find_checkpoints(target: Path, *, every: bool, overrides: Sequence[str] = ()) -> EvalTarget:
     """The run and checkpoints named by ``target``: a run folder (its final model, else its latest
     checkpoint; with ``every``, all of ``checkpoints/``) or one model zip inside a run folder.
 
+    ``overrides`` (``["reward.devices=[cpu]"]``) change the run's config for the evaluation.
     Raises :class:`ConfigError` (one line naming ``target``) for anything else.
     """
     target = Path(target)
@@ -280,7 +281,7 @@ def find_checkpoints(target: Path, *, every: bool) -> EvalTarget:
         if run_dir is None:
             raise ConfigError(f"{target}: no {CONFIG_FILE} beside it or in its run folder")
         checkpoints = [target]
-    config = load_config(str(run_dir / CONFIG_FILE))
+    config = load_config(str(run_dir / CONFIG_FILE), overrides)
     if config.rl.algorithm == "auto":
         from vlmrm_cli.training import resolve
 
@@ -309,6 +310,7 @@ def evaluate(
     save_frames: bool = False,
     videos: int = 1,
     out: Path | None = None,
+    overrides: Sequence[str] = (),
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -321,14 +323,14 @@ def evaluate(
     ``grid_<checkpoint>.png`` (frames sampled from the first episodes), ``progress.png`` (with
     ``every``: success and returns against training steps) and, with ``save_frames``, every
     frame as a PNG in ``frames/success/`` or ``frames/failure/`` by its step's ground-truth label,
-    listed in ``frames/labels.csv``.
+    listed in ``frames/labels.csv``. ``overrides`` change the run's config for the evaluation.
     """
     import vlmrm_envs  # noqa: F401  (sets MUJOCO_GL before MuJoCo is imported)
     from tqdm.auto import tqdm
     from vlmrm_envs.success import criterion_for
 
     every = every or best
-    found = find_checkpoints(target, every=every)
+    found = find_checkpoints(target, every=every, overrides=overrides)
     config = found.config
     criterion = criterion_for(config.env_name)
     if save_frames and criterion is None:
