@@ -83,13 +83,16 @@ def test_mountain_car_episode_succeeds_once_the_flag_is_reached_and_info_says_so
         assert episode_success(flags[:1], "vlmrm/MountainCarContinuous-v0") is False
 
 
+# pose -> knee and hip flexion of both legs, degrees
+POSES = {"standing": (0, 0), "kneeling": (-90, 0), "on_heels": (-150, -10), "sitting": (-2, -90)}
+
+
 def _humanoid(pose: str, *, upside: str = "up") -> gym.Env:
     """vlmrm/Humanoid-v0 set by hand into a pose, its lowest knee or foot 7 cm above the ground."""
     env = gym.make("vlmrm/Humanoid-v0", render_mode=None)
     env.reset(seed=0)
     model, data = env.unwrapped.model, env.unwrapped.data
-    # knee, hip flexion (degrees) of both legs
-    knee, hip = {"standing": (0, 0), "kneeling": (-90, 0), "on_heels": (-150, -10), "sitting": (-2, -90)}[pose]
+    knee, hip = POSES[pose]
     qpos = np.zeros(model.nq)
     qpos[3] = 1.0  # upright (quaternion w, x, y, z)
     if upside == "on_back":
@@ -156,7 +159,7 @@ def test_an_env_without_a_criterion_is_refused_in_one_line():
     env = gym.make("Pendulum-v1")
     env.reset(seed=0)
     assert criterion_for(env) is None
-    with pytest.raises(ValueError, match="Pendulum.* has no ground-truth success criterion"):
+    with pytest.raises(ValueError, match=r"Pendulum.* has no ground-truth success criterion"):
         step_success(env)
     with pytest.raises(ValueError, match="Pendulum-v1 has no ground-truth success criterion"):
         episode_success([True], "Pendulum-v1")

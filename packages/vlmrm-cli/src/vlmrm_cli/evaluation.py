@@ -432,7 +432,8 @@ def evaluate(
                             for step, (ok, reward) in enumerate(zip(episode.step_success, episode.clip_rewards, strict=True))
                         )  # fmt: skip
                 imageio.imwrite(out / f"grid_{stem}.png", _grid(results, stem, steps))
-                echo(_line(entry))
+                with tqdm.external_write_mode():  # the line goes above the bar, not through it
+                    echo(_line(entry))
                 _write_results(out, summary, rows, labels if save_frames else None)
         finally:
             bar.close()

@@ -33,6 +33,7 @@ False
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -177,10 +178,8 @@ def _criterion_of_class(cls: type) -> SuccessCriterion | None:
         return _CARTPOLE
     if issubclass(cls, (Continuous_MountainCarEnv, GymnasiumMountainCarEnv)):
         return _MOUNTAIN_CAR
-    # Only import the MuJoCo envs for a class that could be one (importing them imports mujoco).
-    if cls.__module__.startswith(("gymnasium.envs.mujoco", "vlmrm_envs.humanoid")) and issubclass(
-        cls, _humanoid_classes()
-    ):
+    # A MuJoCo env class exists only once mujoco is imported; do not import it for other envs.
+    if "mujoco" in sys.modules and issubclass(cls, _humanoid_classes()):
         return _KNEELING
     return None
 
