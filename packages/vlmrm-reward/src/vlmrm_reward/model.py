@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from vlmrm_reward.backend import Backend, get_backend_loader
-from vlmrm_reward.preprocess import preprocess_frames
+from vlmrm_reward.preprocess import RESIZE_MODES, preprocess_frames
 from vlmrm_reward.reward import goal_baseline_projection, goal_baseline_reward, goal_embedding
 
 __all__ = ["Frames", "Precision", "RewardModel", "load_reward_model", "resolve_devices"]
@@ -120,6 +121,11 @@ class RewardModel:
             or ``"fp32"``, ``"bf16"``, ``"fp16"`` explicitly.
         compile: wrap each replica's image encoder in ``torch.compile`` (slower start, faster
             steady state on GPUs).
+        resize_mode: how a frame becomes the model's square input, overriding the model's own
+            preprocess config: ``"squash"`` (resize, ignoring the aspect ratio; the paper's,
+            keeps the whole frame), ``"shortest"`` (fit the short side, crop the long one),
+            ``"longest"`` (fit the long side, pad the short one). None: the model's own. Square
+            frames come out the same in every mode.
     """
 
     def __init__(
@@ -133,7 +139,9 @@ class RewardModel:
         batch_size: int = DEFAULT_BATCH_SIZE,
         precision: Precision = "auto",
         compile: bool = False,
+        resize_mode: str | None = None,
     ) -> None:
+        _check_resize_mode(resize_mode)
         target_prompts = _check_prompts(target_prompts, "target_prompts", required=True)
         baseline_prompts = _check_prompts(baseline_prompts, "baseline_prompts", required=False)
         _check_alpha(alpha)
@@ -153,6 +161,8 @@ class RewardModel:
         self.target_prompts = target_prompts
         self.baseline_prompts = baseline_prompts
         self.preprocess_config = backend.preprocess_config
+        if resize_mode is not None:
+            self.preprocess_config = dataclasses.replace(self.preprocess_config, resize_mode=resize_mode)
         # Copy before the first move so that no device briefly holds two replicas.
         copies = [copy.deepcopy(backend).to(device) for device in self.devices[1:]]
         self._replicas = [backend.to(self.devices[0]), *copies]
@@ -310,6 +320,11 @@ def _check_prompts(prompts: Sequence[str], name: str, *, required: bool) -> list
     return prompts
 
 
+def _check_resize_mode(resize_mode: str | None) -> None:
+    if resize_mode is not None and resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)} or None, got {resize_mode!r}")
+
+
 def load_reward_model(
     model: str,
     *,
@@ -323,6 +338,7 @@ def load_reward_model(
     precision: Precision = "auto",
     cache_dir: str | None = None,
     compile: bool = False,
+    resize_mode: str | None = None,
 ) -> RewardModel:
     """Load a VLM and fix its prompts; returns a :class:`RewardModel`.
 
@@ -343,6 +359,7 @@ def load_reward_model(
     _check_prompts(target_prompts, "target_prompts", required=True)
     _check_prompts(baseline_prompts, "baseline_prompts", required=False)
     _check_alpha(alpha)
+    _check_resize_mode(resize_mode)
     resolved = resolve_devices(device, devices)
     loader = get_backend_loader(backend)
     return RewardModel(
@@ -354,4 +371,5 @@ def load_reward_model(
         batch_size=batch_size,
         precision=precision,
         compile=compile,
+        resize_mode=resize_mode,
     )
