@@ -45,6 +45,8 @@ def test_config_show_resolves_algorithm_and_defaults(write_config, make_config) 
         "tensorboard_freq": 1000,
         "replay_buffer_max_gb": 4.0,
         "video_fps": 30,
+        "eval_freq": None,
+        "eval_episodes": 5,
     }
     # What is shown is itself a valid config, and resolving it again changes nothing.
     assert load_config(result.stdout) == validate_config(shown)

@@ -1,4 +1,5 @@
-"""stable-baselines3 callbacks of a ``vlmrm train`` run: stop on signal, logs, checkpoints, videos, progress.
+"""stable-baselines3 callbacks of a ``vlmrm train`` run: stop on signal, logs, checkpoints, videos,
+evaluations, progress.
 
 Frequencies count env steps summed over all envs (SB3's ``num_timesteps``); an event fires
 whenever the count passes a multiple of its frequency.
@@ -19,20 +20,19 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from vlmrm_cli.checkpoints import save_checkpoint
+from vlmrm_cli.evaluation import Episode, run_episodes, summarise
 from vlmrm_cli.tracking import STEP_METRIC
 from vlmrm_cli.video import write_reward_video
 
 __all__ = [
     "CheckpointCallback",
+    "EvalCallback",
     "LogCallback",
     "ProgressCallback",
     "SignalStop",
     "StopCallback",
     "VideoCallback",
 ]
-
-# A video of an env without a time limit stops here.
-MAX_VIDEO_STEPS = 1000
 
 
 class SignalStop:
@@ -138,12 +138,53 @@ class CheckpointCallback(_Periodic):
         save_checkpoint(self.model, self.folder, replay_buffer=self.replay_buffer)
 
 
-class VideoCallback(_Periodic):
+class _EpisodeCallback(_Periodic):
+    """Every ``freq`` steps, runs episodes of the current policy (deterministic actions) in an env
+    of its own (``make_env()``, reward deferred, made at the first event and closed at the end),
+    scoring their frames with ``reward_model``."""
+
+    def __init__(
+        self,
+        freq: int,
+        make_env: Callable[[], gym.Env],
+        reward_model: Callable[[np.ndarray], np.ndarray],
+        *,
+        seed: int,
+        batch_size: int = 256,
+    ) -> None:
+        super().__init__(freq)
+        self.make_env = make_env
+        self.reward_model = reward_model
+        self.seed = seed
+        self.batch_size = batch_size
+        self._env: gym.Env | None = None
+
+    def _run_episodes(self, episodes: int, *, film: int = 0) -> list[Episode]:
+        if self._env is None:
+            self._env = self.make_env()
+        model = self.model
+        return run_episodes(
+            lambda observation: model.predict(observation, deterministic=True)[0],
+            self._env,
+            self.reward_model,
+            episodes=episodes,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            film=film,
+        )
+
+    def _on_training_end(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
+class VideoCallback(_EpisodeCallback):
     """Every ``freq`` steps, films one episode of the current policy with its CLIP rewards.
 
     The episode runs in an env of its own (``make_env()``, reward deferred), with deterministic
-    actions; its frames are scored in one batch and written to ``folder/step_<steps>.mp4`` with
-    the per-step reward plotted beside them.
+    actions; its frames are scored and written to ``folder/step_<steps>.mp4`` with the per-step
+    reward plotted beside them.
     """
 
     def __init__(
@@ -157,33 +198,21 @@ class VideoCallback(_Periodic):
         seed: int,
         wandb_run: Any | None = None,
     ) -> None:
-        super().__init__(freq)
+        super().__init__(freq, make_env, reward_model, seed=seed)
         self.folder = folder
-        self.make_env = make_env
-        self.reward_model = reward_model
         self.fps = fps
-        self.seed = seed
         self.wandb_run = wandb_run
-        self._env: gym.Env | None = None
 
     def _on_event(self) -> None:
-        if self._env is None:
-            self._env = self.make_env()
-        observation, _ = self._env.reset(seed=self.seed)
-        frames, original_return = [], 0.0
-        for _ in range(MAX_VIDEO_STEPS):
-            action, _ = self.model.predict(observation, deterministic=True)
-            observation, _, terminated, truncated, info = self._env.step(action)
-            frames.append(np.array(info["frame"]))
-            original_return += float(info.get("original_reward", 0.0))
-            if terminated or truncated:
-                break
-        rewards = np.asarray(self.reward_model(np.stack(frames)), dtype=np.float32)
+        (episode,) = self._run_episodes(1, film=1)
         path = write_reward_video(
-            self.folder / f"step_{self.num_timesteps:010d}.mp4", np.stack(frames), rewards, fps=self.fps
+            self.folder / f"step_{self.num_timesteps:010d}.mp4",
+            np.stack(episode.frames),
+            episode.clip_rewards,
+            fps=self.fps,
         )
-        self.logger.record("video/clip_return", float(rewards.sum(dtype=np.float64)))
-        self.logger.record("video/original_return", original_return)
+        self.logger.record("video/clip_return", episode.clip_return)
+        self.logger.record("video/original_return", episode.ground_truth_return)
         if self.wandb_run is not None:
             import wandb
 
@@ -191,10 +220,39 @@ class VideoCallback(_Periodic):
                 {"video/episode": wandb.Video(str(path), format="mp4"), STEP_METRIC: self.num_timesteps}
             )
 
-    def _on_training_end(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+
+class EvalCallback(_EpisodeCallback):
+    """Every ``freq`` steps, evaluates the policy as ``vlmrm eval`` does and logs ``eval/*`` scalars.
+
+    ``episodes`` deterministic episodes (episode ``i`` reset with ``seed + i``, the same each
+    time, so that evaluations are comparable); logged (TensorBoard, wandb) at the step of the
+    evaluation: ``eval/success_rate`` (the env's ground-truth criterion,
+    :mod:`vlmrm_envs.success`; left out for an env without one), ``eval/ground_truth_return``,
+    ``eval/clip_return`` (means over the episodes) and ``eval/episode_length``.
+    """
+
+    def __init__(
+        self,
+        freq: int,
+        make_env: Callable[[], gym.Env],
+        reward_model: Callable[[np.ndarray], np.ndarray],
+        *,
+        episodes: int,
+        seed: int,
+        batch_size: int = 256,
+    ) -> None:
+        super().__init__(freq, make_env, reward_model, seed=seed, batch_size=batch_size)
+        self.episodes = episodes
+
+    def _on_event(self) -> None:
+        summary = summarise(self._run_episodes(self.episodes))
+        if summary["success_rate"] is not None:
+            self.logger.record("eval/success_rate", summary["success_rate"]["mean"])
+        self.logger.record("eval/ground_truth_return", summary["ground_truth_return"]["mean"])
+        self.logger.record("eval/clip_return", summary["clip_return"]["mean"])
+        self.logger.record("eval/episode_length", summary["episode_length"])
+        # Written now, at this step: the next regular dump may be up to tensorboard_freq steps later.
+        self.logger.dump(self.num_timesteps)
 
 
 class ProgressCallback(BaseCallback):

@@ -16,7 +16,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "checkpoint_path", "latest_checkpoint", "replay_buffer_path", "save_checkpoint"]
+__all__ = [
+    "CONFIG_FILE",
+    "FINAL_MODEL",
+    "atomic_write",
+    "checkpoint_path",
+    "checkpoint_steps",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "replay_buffer_path",
+    "save_checkpoint",
+]
+
+CONFIG_FILE = "config.yaml"
+"""The run's resolved config, in the run folder."""
+FINAL_MODEL = "final_model.zip"
+"""The model at the end of training, in the run folder."""
 
 _CHECKPOINT = re.compile(r"^step_(\d+)\.zip$")
 
@@ -75,14 +90,23 @@ def save_checkpoint(model, folder: str | Path, *, replay_buffer: bool) -> Path:
     return path
 
 
+def checkpoint_steps(path: str | Path) -> int | None:
+    """The step count in a checkpoint's name (``step_<steps>.zip``), or None for another name."""
+    match = _CHECKPOINT.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(folder: str | Path) -> list[tuple[Path, int]]:
+    """The checkpoints in ``folder`` with their step counts, fewest steps first."""
+    found = [
+        (path, steps)
+        for path in Path(folder).glob("step_*.zip")
+        if (steps := checkpoint_steps(path)) is not None
+    ]
+    return sorted(found, key=lambda item: item[1])
+
+
 def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
     """The checkpoint with the most steps in ``folder`` and its step count, or None."""
-    found = [
-        (int(match.group(1)), path)
-        for path in Path(folder).glob("step_*.zip")
-        if (match := _CHECKPOINT.match(path.name))
-    ]
-    if not found:
-        return None
-    steps, path = max(found)
-    return path, steps
+    found = list_checkpoints(folder)
+    return found[-1] if found else None

@@ -1,4 +1,4 @@
-"""The ``vlmrm`` command: ``train``, ``sweep``, ``config show``, ``score``, ``envs``, ``fps``."""
+"""The ``vlmrm`` command: ``train``, ``eval``, ``sweep``, ``config show``, ``score``, ``envs``, ``fps``."""
 
 from __future__ import annotations
 
@@ -222,6 +222,100 @@ def _echo_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(f"{cell!s:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+class _OneLineUsageErrors(click.Command):
+    """A command whose bad arguments (a number out of range, a missing argument) are reported in
+    one ``Error: ...`` line with exit code 2, without the usage text."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            raise BadConfig(error.format_message()) from None
+
+
+@main.command("eval", cls=_OneLineUsageErrors)
+@click.argument("target", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.option(
+    "--episodes", type=click.IntRange(min=1), default=10, show_default=True, help="Episodes per checkpoint."
+)
+@click.option(
+    "--checkpoints",
+    "which",
+    type=click.Choice(["latest", "all"]),
+    default="latest",
+    show_default=True,
+    help="latest: the final model (else the latest checkpoint); all: every checkpoint, plotted against steps.",
+)
+@click.option(
+    "--best", is_flag=True, help="Evaluate every checkpoint and name the one with the highest CLIP return."
+)
+@click.option(
+    "--save-frames",
+    is_flag=True,
+    help="Write every frame as a PNG into frames/success/ or frames/failure/ by its ground-truth label.",
+)
+@click.option(
+    "--videos",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Episodes filmed per checkpoint.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the results (default: RUN_DIR/eval).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**32 - 1),
+    default=0,
+    show_default=True,
+    help="Episode i uses seed + i.",
+)
+@set_option
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def eval_command(
+    target: Path,
+    episodes: int,
+    which: str,
+    best: bool,
+    save_frames: bool,
+    videos: int,
+    out: Path | None,
+    seed: int,
+    overrides: tuple[str, ...],
+    progress: bool,
+) -> None:
+    """Evaluate a trained policy: success rate, ground-truth and CLIP returns with 95% intervals.
+
+    RUN_DIR_OR_CHECKPOINT is a run folder (its final model, else its latest checkpoint) or a
+    model .zip in one. Episodes are deterministic rollouts (episode i reset with seed + i) in
+    the env made as training made it; success is the env's ground-truth criterion on the
+    simulator state (Humanoid: a kneeling pose proxy). Writes summary.json, episodes.csv,
+    videos/, grid_<checkpoint>.png and, for several checkpoints, progress.png. --set changes
+    the run's config for the evaluation only (e.g. --set reward.devices=[cuda:0]).
+    """
+    from vlmrm_cli.evaluation import evaluate
+
+    with _one_line_errors(ConfigError, BadConfig):
+        evaluate(
+            target,
+            episodes=episodes,
+            seed=seed,
+            every=which == "all",
+            best=best,
+            save_frames=save_frames,
+            videos=videos,
+            out=out,
+            overrides=overrides,
+            progress=progress,
+            echo=click.echo,
+        )
 
 
 @main.group("config")

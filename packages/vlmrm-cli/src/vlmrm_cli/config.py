@@ -241,6 +241,11 @@ class LoggingConfig(_Section):
     """Save the replay buffer with each checkpoint (only the latest is kept), so that a resumed run
     trains on it, while its allocated size is at most this many GB; 0: never, null: always."""
     video_fps: PositiveInt = 30
+    eval_freq: PositiveInt | None = None
+    """Evaluate the policy as ``vlmrm eval`` does every this many steps and log ``eval/success_rate``,
+    ``eval/ground_truth_return``, ``eval/clip_return`` and ``eval/episode_length``; null: never."""
+    eval_episodes: PositiveInt = 5
+    """Deterministic episodes per evaluation (episode i reset with seed + i)."""
 
 
 class RenderConfig(_Section):

@@ -29,13 +29,21 @@ from vlmrm_sb3 import UnsafePickleError
 
 from vlmrm_cli.callbacks import (
     CheckpointCallback,
+    EvalCallback,
     LogCallback,
     ProgressCallback,
     SignalStop,
     StopCallback,
     VideoCallback,
 )
-from vlmrm_cli.checkpoints import atomic_write, latest_checkpoint, replay_buffer_path, save_checkpoint
+from vlmrm_cli.checkpoints import (
+    CONFIG_FILE,
+    FINAL_MODEL,
+    atomic_write,
+    latest_checkpoint,
+    replay_buffer_path,
+    save_checkpoint,
+)
 from vlmrm_cli.config import (
     ALGORITHM_ARGUMENTS,
     Config,
@@ -50,8 +58,6 @@ from vlmrm_cli.tracking import init_wandb, make_logger
 
 __all__ = ["RunResult", "make_run_dir", "resolve", "train"]
 
-CONFIG_FILE = "config.yaml"
-FINAL_MODEL = "final_model.zip"
 WANDB_ID_FILE = "wandb_run_id"
 
 # Keys a resumed run may change; anything else would not fit the saved model, buffer or envs.
@@ -254,13 +260,13 @@ def _run(
         if resume:
             path, steps = latest_checkpoint(checkpoints)
             buffer = replay_buffer_path(checkpoints, steps)
-            with _refused_if_unsafe(path):
+            with refused_if_unsafe(path):
                 # force_reset: the saved observation belongs to envs that no longer exist.
                 model = cls.load(
                     path, env=vec_env, reward_model=reward_model, device=config.rl.device, force_reset=True
                 )
             if buffer.is_file():
-                with _refused_if_unsafe(buffer):
+                with refused_if_unsafe(buffer):
                     model.load_replay_buffer(buffer)
             else:
                 echo(f"No replay buffer saved with {path.name}: the replay buffer starts empty")
@@ -301,6 +307,17 @@ def _run(
                     wandb_run=wandb_run,
                 )
             )
+        if config.logging.eval_freq:
+            callbacks.append(
+                EvalCallback(
+                    config.logging.eval_freq,
+                    functools.partial(make_env, config),
+                    reward_model,
+                    episodes=config.logging.eval_episodes,
+                    seed=config.seed,
+                    batch_size=config.reward.batch_size,
+                )
+            )
         if progress:
             callbacks.append(ProgressCallback(config.rl.n_steps))
         start_steps = model.num_timesteps
@@ -339,7 +356,7 @@ def _run(
         return RunResult(run_dir, model.num_timesteps, 0)
     finally:
         for callback in callbacks:
-            if isinstance(callback, (VideoCallback, ProgressCallback)):
+            if isinstance(callback, (VideoCallback, EvalCallback, ProgressCallback)):
                 callback._on_training_end()  # idempotent; learn skips it when it raises
         if logger is not None:
             logger.close()
@@ -350,7 +367,7 @@ def _run(
 
 
 @contextlib.contextmanager
-def _refused_if_unsafe(path: Path) -> Iterator[None]:
+def refused_if_unsafe(path: Path) -> Iterator[None]:
     try:
         yield
     except UnsafePickleError as error:

@@ -12,7 +12,14 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["VIDEO_SUFFIXES", "read_frames", "reward_plot", "reward_video_frames", "write_reward_video"]
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "image_grid",
+    "read_frames",
+    "reward_plot",
+    "reward_video_frames",
+    "write_reward_video",
+]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 """Files read as videos through ffmpeg; everything else is read as an image (a GIF may hold many)."""
@@ -131,6 +138,48 @@ def write_reward_video(path: str | Path, frames: np.ndarray, rewards: np.ndarray
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def image_grid(
+    rows: Sequence[tuple[str, Sequence[tuple[np.ndarray, str, tuple[int, int, int] | None]]]],
+    *,
+    tile_height: int = 160,
+) -> np.ndarray:
+    """Frames in a grid, one titled row each, every tile captioned and optionally outlined.
+
+    Args:
+        rows: ``(title, tiles)`` per row; a tile is ``(frame uint8 (H, W, 3), caption, outline
+            RGB or None)``.
+        tile_height: frames are scaled to this height (keeping their aspect ratio).
+
+    Returns:
+        uint8 RGB (height, width, 3).
+    """
+    if not rows or not any(tiles for _, tiles in rows):
+        raise ValueError("an image grid needs at least one frame")
+    first = next(frame for _, tiles in rows for frame, _, _ in tiles)
+    tile_width = max(1, round(first.shape[1] * tile_height / first.shape[0]))
+    font = ImageFont.load_default(size=max(10, tile_height // 12))
+    line = font.getbbox("0g")[3] + 4
+    border, columns = 3, max(len(tiles) for _, tiles in rows)
+    cell_w, cell_h = tile_width + 2 * border, tile_height + 2 * border + line
+    image = Image.new("RGB", (columns * cell_w, len(rows) * (cell_h + line)), _BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    for row, (title, tiles) in enumerate(rows):
+        top = row * (cell_h + line)
+        draw.text((border, top + 2), title, fill=(0, 0, 0), font=font)
+        for column, (frame, caption, outline) in enumerate(tiles):
+            left, tile_top = column * cell_w, top + line
+            if outline is not None:
+                draw.rectangle(
+                    (left, tile_top, left + cell_w - 1, tile_top + tile_height + 2 * border - 1), fill=outline
+                )
+            tile = Image.fromarray(np.asarray(frame, dtype=np.uint8)).resize((tile_width, tile_height))
+            image.paste(tile, (left + border, tile_top + border))
+            draw.text(
+                (left + border, tile_top + tile_height + 2 * border + 1), caption, fill=_AXES, font=font
+            )
+    return np.asarray(image)
 
 
 def read_frames(path: str | Path) -> Iterator[np.ndarray]:

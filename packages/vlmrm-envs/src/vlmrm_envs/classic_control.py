@@ -20,6 +20,8 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv as GymnasiumCart
 from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
 from PIL import Image
 
+from vlmrm_envs.success import cartpole_balanced, mountain_car_at_flag
+
 __all__ = ["CartPoleEnv", "MountainCarContinuousEnv"]
 
 Color = tuple[float, float, float]
@@ -105,11 +107,15 @@ class CartPoleEnv(GymnasiumCartPoleEnv):
     shrinks frames in memory and between processes but draws the same scene. As in the research
     code, the pole swings freely through the track (its angle is wrapped to [-pi, pi]); the cart
     stops at the ends of its track (x = +-2.4, velocity set to 0).
-    ``original_reward`` is 1.0 while the pole is within CartPole-v1's limits (12 degrees, cart on
-    the track) and 0.0 otherwise; ``info["is_success"]`` says the same.
+    ``original_reward`` is 1.0 while the pole is within CartPole-v1's limits (12 degrees, cart
+    inside the track ends) and 0.0 otherwise; ``info["is_success"]`` says whether it has been so
+    at every step of the episode (:mod:`vlmrm_envs.success`), the value SB3 reads at the
+    episode's end.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
+    balanced_so_far = True
+    """Whether the pole has been balanced at every step of this episode."""
 
     def __init__(
         self, render_mode: str | None = "rgb_array", width: int | None = None, height: int | None = None
@@ -121,18 +127,23 @@ class CartPoleEnv(GymnasiumCartPoleEnv):
         high = np.array([self.x_threshold, limit, math.pi, limit], dtype=np.float32)
         self.observation_space = spaces.Box(-high, high, dtype=np.float32)
 
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        self.balanced_so_far = True
+        return super().reset(seed=seed, options=options)
+
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         _, _, _, truncated, info = super().step(action)
         # The parent counts steps after its termination to warn; there is no termination here.
         self.steps_beyond_terminated = None
+        upright = cartpole_balanced(self.state)
+        self.balanced_so_far = self.balanced_so_far and upright
         x, x_dot, theta, theta_dot = (float(v) for v in self.state)
-        upright = abs(theta) <= self.theta_threshold_radians and abs(x) <= self.x_threshold
         if abs(x) > self.x_threshold:
             x, x_dot = math.copysign(self.x_threshold, x), 0.0
         theta = (theta + math.pi) % (2 * math.pi) - math.pi
         self.state = np.array((x, x_dot, theta, theta_dot), dtype=np.float64)
         observation = np.array(self.state, dtype=np.float32)
-        return observation, float(upright), False, truncated, {**info, "is_success": upright}
+        return observation, float(upright), False, truncated, {**info, "is_success": self.balanced_so_far}
 
     def render(self) -> np.ndarray | None:
         """uint8 (height, width, 3): Gymnasium's CartPole frame, resized when asked."""
@@ -164,7 +175,8 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
     """Gymnasium's MountainCarContinuous-v0 as the paper trained it, with a realistic render.
 
     No termination: once the car reaches the flag (position >= 0.45) it is held there for the
-    rest of the episode, as in the research code, and ``info["is_success"]`` stays True.
+    rest of the episode, as in the research code, and ``info["is_success"]`` stays True
+    (:mod:`vlmrm_envs.success`).
     ``original_reward`` keeps Gymnasium's reward (+100 on every step at the flag, minus the
     action cost). Frames are 600x400 (Gymnasium's size) unless ``width``/``height`` say otherwise;
     the scene is drawn at any size directly.
@@ -192,7 +204,7 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         observation, reward, _, truncated, info = super().step(action)
-        self.reached_flag = self.reached_flag or float(self.state[0]) >= self.goal_position
+        self.reached_flag = self.reached_flag or mountain_car_at_flag(self.state, self.goal_position)
         if self.reached_flag:
             # Held at the flag: Gymnasium's reward for a step that ends there.
             self.state = np.array([self.goal_position, 0.0])

@@ -21,6 +21,7 @@ from vlmrm_envs.rendering import (
     nvidia_gpu_visible,
     render_report,
 )
+from vlmrm_envs.success import humanoid_kneeling  # imports mujoco only when called
 from vlmrm_envs.textures import scene_textures
 
 # A bad MUJOCO_GL makes `import mujoco` raise a terse error of its own; explain it first.
@@ -157,6 +158,21 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         return model, mujoco.MjData(model)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Humanoid-v5's step; ``info["is_success"]`` says whether the body now kneels.
+
+        Kneeling is :func:`vlmrm_envs.success.humanoid_kneeling`, a pose proxy for the paper's
+        human labels; an episode succeeds when it ends kneeling, which is the value SB3 reads.
+        """
+        observation, reward, terminated, truncated, info = super().step(action)
+        return (
+            observation,
+            reward,
+            terminated,
+            truncated,
+            {**info, "is_success": humanoid_kneeling(self.model, self.data)},
+        )
 
     def render(self) -> np.ndarray | None:
         """The current frame: uint8 (height, width, 3) for ``render_mode="rgb_array"``."""
