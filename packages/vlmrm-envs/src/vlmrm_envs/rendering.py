@@ -8,9 +8,10 @@ Every vlmrm MuJoCo env then calls :func:`check_mujoco_gl` before it creates a GL
 :func:`check_renderer` on its first frame, so that a misconfiguration fails loudly instead of
 rendering black frames, rendering on the wrong GPU or rendering 40x slower on the CPU.
 
-GPU choice (EGL only): an env's ``render_device`` option, else ``MUJOCO_EGL_DEVICE_ID``, else,
-in a vector-env worker process, round-robin over the visible GPUs
-(:func:`egl_device_for_worker`). MuJoCo opens one EGL display per process, on the first
+GPU choice (EGL only): an env's ``render_device`` option, else ``MUJOCO_EGL_DEVICE_ID``, else
+the default device. Whoever makes many envs passes each its device from its index
+(:func:`render_device_for`: round-robin over the visible GPUs), as the CLIP envs' vector entry
+point and the ``vlmrm`` command line do. MuJoCo opens one EGL display per process, on the first
 context, so all envs in one process render on the same device. With MuJoCo >= 4, a device id
 indexes the CUDA-visible GPUs in CUDA order (EGL's own order can differ from CUDA's);
 :func:`render_report` states the CUDA device the driver actually renders on.
@@ -19,7 +20,6 @@ indexes the CUDA-visible GPUs in CUDA order (EGL's own order can differ from CUD
 from __future__ import annotations
 
 import difflib
-import multiprocessing
 import os
 import re
 import sys
@@ -37,9 +37,9 @@ __all__ = [
     "configure_mujoco_gl",
     "egl_device_for_worker",
     "nvidia_gpu_visible",
+    "render_device_for",
     "render_report",
     "visible_render_devices",
-    "worker_index",
 ]
 
 MUJOCO_GL_BACKENDS: tuple[str, ...] = ("egl", "osmesa", "glfw")
@@ -61,21 +61,15 @@ _PYOPENGL_PLATFORMS = {"egl": "EGLPlatform", "osmesa": "OSMesaPlatform"}
 
 
 def configure_mujoco_gl() -> str | None:
-    """Settle the render backend and GPU before MuJoCo is imported; returns ``MUJOCO_GL``.
+    """Settle the render backend before MuJoCo is imported; returns ``MUJOCO_GL``.
 
     On Linux without ``DISPLAY``/``WAYLAND_DISPLAY`` and with ``MUJOCO_GL`` unset, sets
-    ``MUJOCO_GL=egl``. In a vector-env worker process with ``MUJOCO_EGL_DEVICE_ID`` unset, sets
-    it round-robin over the visible GPUs. Never raises: bad settings are reported by
+    ``MUJOCO_GL=egl``; changes nothing else. Never raises: bad settings are reported by
     :func:`check_mujoco_gl` when an env is made.
     """
     headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if "MUJOCO_GL" not in os.environ and sys.platform.startswith("linux") and headless:
         os.environ["MUJOCO_GL"] = "egl"
-    if os.environ.get("MUJOCO_GL") == "egl" and "MUJOCO_EGL_DEVICE_ID" not in os.environ:
-        index = worker_index()
-        device = None if index is None else egl_device_for_worker(index, visible_render_devices())
-        if device is not None:
-            os.environ["MUJOCO_EGL_DEVICE_ID"] = str(device)
     return os.environ.get("MUJOCO_GL")
 
 
@@ -112,24 +106,6 @@ def check_mujoco_gl() -> str | None:
     return backend
 
 
-def worker_index() -> int | None:
-    """Index of this process among its parent's vector-env workers; None in the main process.
-
-    Read from the process name: Gymnasium's ``AsyncVectorEnv`` names workers
-    ``Worker<AsyncVectorEnv>-<i>``; other ``multiprocessing`` children (stable-baselines3's
-    ``SubprocVecEnv``) get ``<Kind>Process-<n>``, n counting from 1 over the children that the
-    parent started.
-    """
-    process = multiprocessing.current_process()
-    if process.name == "MainProcess":
-        return None
-    match = re.search(r"-(\d+)$", process.name)
-    if match is None:
-        return None
-    number = int(match.group(1))
-    return number if process.name.startswith("Worker<") else max(number - 1, 0)
-
-
 def visible_render_devices() -> list[int]:
     """``MUJOCO_EGL_DEVICE_ID`` values of the GPUs this process may render on: 0..k-1.
 
@@ -157,6 +133,19 @@ def egl_device_for_worker(worker_index: int, visible_devices: Sequence[int]) -> 
     return visible_devices[worker_index % len(visible_devices)]
 
 
+def render_device_for(index: int) -> int | None:
+    """The render device for the ``index``-th of many envs, each in its own process.
+
+    Round-robin over the visible GPUs (:func:`egl_device_for_worker`) when MuJoCo renders with
+    EGL; None (keep the process's device) when it does not, when ``MUJOCO_EGL_DEVICE_ID`` is set
+    (the user chose one device for all), or when no GPU is visible.
+    """
+    if os.environ.get("MUJOCO_GL") != "egl" or "MUJOCO_EGL_DEVICE_ID" in os.environ:
+        egl_device_for_worker(index, [])  # still reject a bad index
+        return None
+    return egl_device_for_worker(index, visible_render_devices())
+
+
 def nvidia_gpu_visible() -> bool:
     """Whether this process can see an NVIDIA GPU (driver loaded and a device not hidden)."""
     return Path("/proc/driver/nvidia/version").exists() and bool(visible_render_devices())
@@ -166,7 +155,7 @@ def assign_render_device(render_device: int | None) -> str | None:
     """Choose the EGL device for envs made in this process; returns ``MUJOCO_EGL_DEVICE_ID``.
 
     ``render_device`` (an int) takes precedence over ``MUJOCO_EGL_DEVICE_ID`` set by the user;
-    None keeps it, or the worker's round-robin choice. Must run before this process renders its
+    None keeps it. Must run before this process renders its
     first frame: afterwards the device is fixed, and a different request only warns.
     """
     if render_device is not None and (
@@ -203,13 +192,12 @@ def check_renderer(gl_renderer: str, gpu_visible: bool) -> str | None:
 def render_report() -> dict[str, Any]:
     """Where this process renders; call it after a frame was rendered (a GL context is current).
 
-    Keys: ``pid``, ``worker_index``, ``backend`` (``MUJOCO_GL``), ``egl_device_id``
+    Keys: ``pid``, ``backend`` (``MUJOCO_GL``), ``egl_device_id``
     (``MUJOCO_EGL_DEVICE_ID`` or None), ``cuda_device`` (the CUDA id of the EGL device in
     use, if the driver tells; None on Mesa), ``gl_vendor``, ``gl_renderer``.
     """
     report: dict[str, Any] = {
         "pid": os.getpid(),
-        "worker_index": worker_index(),
         "backend": os.environ.get("MUJOCO_GL"),
         "egl_device_id": os.environ.get("MUJOCO_EGL_DEVICE_ID"),
         "cuda_device": _egl_cuda_device() if os.environ.get("MUJOCO_GL") == "egl" else None,
