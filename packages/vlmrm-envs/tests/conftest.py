@@ -34,7 +34,7 @@ def make_kwargs(env_id: str, tiny_model_spec: str) -> dict:
 
 def run_bounded(code: str, *args: str, timeout: float = 300.0) -> dict:
     """Run ``code`` in a fresh Python, in a process group of its own; returns its last stdout line,
-    a JSON object. A run that outlives ``timeout`` (a hang) is killed with all its workers and
+    a JSON object, with its stderr under ``"stderr"``. A run that outlives ``timeout`` (a hang) is killed with all its workers and
     fails the test, so that a deadlock fails instead of stalling the suite."""
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -50,4 +50,4 @@ def run_bounded(code: str, *args: str, timeout: float = 300.0) -> dict:
         process.communicate()
         pytest.fail(f"hung: no result after {timeout:.0f} s")
     assert process.returncode == 0, stderr
-    return json.loads(stdout.strip().splitlines()[-1])
+    return {**json.loads(stdout.strip().splitlines()[-1]), "stderr": stderr}

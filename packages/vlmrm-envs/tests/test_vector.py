@@ -158,12 +158,58 @@ def test_vector_entry_point_renders_each_worker_on_its_gpu(tiny_model_spec, monk
         "envs.step(envs.action_space.sample())\n"
         "reports = envs.unwrapped.get_attr('render_info')\n"
         "envs.close()\n"
-        "print(json.dumps(reports))\n"
+        "print(json.dumps({'reports': reports}))\n"
     )
-    reports = run_bounded(code, tiny_model_spec)
+    reports = run_bounded(code, tiny_model_spec)["reports"]
     assert [report["egl_device_id"] for report in reports] == ["0", "0"]
     assert len({report["pid"] for report in reports}) == 2
     assert all(report["gl_renderer"] for report in reports)
+
+
+# Rendering with Mesa's llvmpipe before open_clip (triton) is imported crashes the process (two
+# LLVMs), so these scripts import open_clip first; GPU machines render with NVIDIA's EGL.
+RENDER_IN_MAIN_PROCESS = (
+    "import json, sys, time, open_clip, gymnasium as gym, vlmrm_envs\n"
+    "env = gym.make('vlmrm/Humanoid-v0', width=32, height=32)\n"
+    "env.reset(seed=0)\n"
+    "env.render()  # this process now holds an EGL display, which forked workers inherit\n"
+)
+
+
+def test_vector_entry_point_works_after_the_main_process_rendered(tiny_model_spec):
+    code = RENDER_IN_MAIN_PROCESS + (
+        "envs = gym.make_vec('vlmrm/Humanoid-CLIP-v0', num_envs=2, prompts=['a robot'], model=sys.argv[1],\n"
+        "                    device='cpu', width=32, height=32)\n"
+        "envs.reset(seed=0)\n"
+        "_, rewards, _, _, info = envs.step(envs.action_space.sample())\n"
+        "envs.close()\n"
+        "print(json.dumps({'rewards': rewards.tolist(), 'shape': list(info['frame'].shape)}))\n"
+    )
+    result = run_bounded(code, tiny_model_spec)
+    assert result["shape"] == [2, 32, 32, 3] and all(reward != 0 for reward in result["rewards"])
+
+
+def test_forked_workers_refuse_to_render_after_the_main_process_rendered():
+    code = RENDER_IN_MAIN_PROCESS + (
+        "began = time.monotonic()\n"
+        "try:\n"
+        "    envs = gym.make_vec('vlmrm/Humanoid-v0', num_envs=2, vectorization_mode='async',\n"
+        "                        vector_kwargs={'context': 'fork'}, width=32, height=32)\n"
+        "    envs.reset(seed=0)\n"
+        "    envs.render()\n"
+        "    failed = False\n"
+        "except Exception:\n"
+        "    failed = True\n"
+        "print(json.dumps({'failed': failed, 'seconds': time.monotonic() - began}))\n"
+    )
+    result = run_bounded(code)
+    # Gymnasium's parent sees its worker gone; the worker said why, in one line.
+    assert result["failed"] and result["seconds"] < 60
+    assert (
+        "RuntimeError: this process was forked from one that had already rendered with MuJoCo"
+        in result["stderr"]
+    )
+    assert "'spawn'" in result["stderr"]
 
 
 def test_render_devices_go_round_robin_over_visible_gpus_unless_one_is_chosen(monkeypatch):

@@ -15,7 +15,7 @@ from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import VectorEnv
 from vlmrm_reward import CLIPReward, RewardFunction, VectorCLIPReward
 
-from vlmrm_envs.rendering import assign_render_device, check_mujoco_gl, render_device_for
+from vlmrm_envs.rendering import assign_render_device, check_mujoco_gl, egl_display_open, render_device_for
 from vlmrm_envs.shared_reward import RewardSpec, SharedRewardModel
 
 __all__ = ["DEFAULT_MODEL", "REGISTERED_TAKES_SPECS", "env_spec", "make_clip_env", "make_clip_vector_env"]
@@ -184,7 +184,8 @@ def make_clip_vector_env(
 
     Args:
         asynchronous: False runs the envs in this process (``SyncVectorEnv``).
-        context: the workers' ``multiprocessing`` start method (default: the platform's).
+        context: the workers' ``multiprocessing`` start method (default: the platform's, or
+            ``"spawn"`` once this process has rendered with EGL, which forked workers cannot).
         the rest: as for :func:`make_clip_env`.
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -200,6 +201,8 @@ def make_clip_vector_env(
     env_kwargs = {"render_mode": "rgb_array", "max_episode_steps": episode_length, **env_kwargs}
     scorer = _reward_function(prompts, baseline_prompts, alpha, model, reward_model, device, defer_reward)
     if asynchronous:
+        if context is None and egl_display_open():
+            context = "spawn"
         env_fns = [
             functools.partial(_make_render_env, env_id, render_device_for(index), env_kwargs)
             for index in range(num_envs)

@@ -30,12 +30,14 @@ from typing import Any
 
 __all__ = [
     "EGL_INSTALL_HINT",
+    "FORKED_AFTER_EGL",
     "MUJOCO_GL_BACKENDS",
     "assign_render_device",
     "check_mujoco_gl",
     "check_renderer",
     "configure_mujoco_gl",
     "egl_device_for_worker",
+    "egl_display_open",
     "nvidia_gpu_visible",
     "render_device_for",
     "render_report",
@@ -54,6 +56,14 @@ EGL_INSTALL_HINT = (
     "NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics), on a CPU-only machine Mesa's "
     "(apt-get install libegl1 libgl1-mesa-dri); or render in software with MUJOCO_GL=osmesa "
     "(apt-get install libosmesa6)"
+)
+
+FORKED_AFTER_EGL = (
+    "this process was forked from one that had already rendered with MuJoCo (EGL), and the GL "
+    "state it inherited cannot render here: start the workers with 'forkserver' or 'spawn' "
+    "(vector_kwargs={'context': 'spawn'}, SubprocVecEnv(..., start_method='forkserver')), make "
+    "the vector env before rendering in the main process, or use gym.make_vec(<CLIP id>, num_envs=N), "
+    "which chooses for you"
 )
 
 # The PyOpenGL platform class that each backend needs; glfw works with whichever it loaded.
@@ -155,17 +165,20 @@ def assign_render_device(render_device: int | None) -> str | None:
     """Choose the EGL device for envs made in this process; returns ``MUJOCO_EGL_DEVICE_ID``.
 
     ``render_device`` (an int) takes precedence over ``MUJOCO_EGL_DEVICE_ID`` set by the user;
-    None keeps it. Must run before this process renders its
+    None keeps it. Raises :data:`FORKED_AFTER_EGL` in a process forked after its parent had
+    rendered with EGL (its first frame would hang). Must run before this process renders its
     first frame: afterwards the device is fixed, and a different request only warns.
     """
     if render_device is not None and (
         isinstance(render_device, bool) or not isinstance(render_device, int) or render_device < 0
     ):
         raise ValueError(f"render_device must be a non-negative integer GPU index, got {render_device!r}")
+    if _forked_after_egl and os.environ.get("MUJOCO_GL") == "egl":
+        raise RuntimeError(FORKED_AFTER_EGL)
     current = os.environ.get("MUJOCO_EGL_DEVICE_ID")
     if render_device is None or str(render_device) == current:
         return current
-    if _egl_display_open():
+    if egl_display_open():
         warnings.warn(
             f"render_device={render_device} ignored: this process already renders on EGL device "
             f"{current or 'default'}, and MuJoCo opens one EGL display per process; make the env in "
@@ -214,14 +227,29 @@ def render_report() -> dict[str, Any]:
     return report
 
 
-def _egl_display_open() -> bool:
+def egl_display_open() -> bool:
+    """Whether this process has opened MuJoCo's EGL display (it has rendered a frame with EGL).
+
+    A child forked after that cannot render (:data:`FORKED_AFTER_EGL`).
+    """
     egl = sys.modules.get("mujoco.egl")
     return egl is not None and getattr(egl, "EGL_DISPLAY", None) is not None
 
 
+_forked_after_egl = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_egl
+    _forked_after_egl = _forked_after_egl or egl_display_open()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _egl_cuda_device() -> int | None:
     """CUDA id of the device behind MuJoCo's EGL display (EGL_NV_device_cuda), if available."""
-    if not _egl_display_open():
+    if not egl_display_open():
         return None
     try:
         import ctypes
