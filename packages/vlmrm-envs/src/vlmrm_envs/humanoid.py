@@ -93,8 +93,8 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
             keys are ``MjvCamera`` attributes: distance, lookat, elevation, azimuth, trackbodyid,
             type, fixedcamid.
         textured: False renders the stock Gymnasium look (for ablations).
-        render_device: EGL device (GPU index) to render on; default ``MUJOCO_EGL_DEVICE_ID``, or
-            round-robin over the visible GPUs in vector-env workers (see :mod:`vlmrm_envs.rendering`).
+        render_device: EGL device (GPU index) to render on; default ``MUJOCO_EGL_DEVICE_ID``; a vector
+            env gives each worker its own (see :mod:`vlmrm_envs.rendering`).
         terminate_when_unhealthy, frame_skip, **kwargs: as for Gymnasium's Humanoid-v5.
 
     After the first frame, ``render_info`` holds :func:`vlmrm_envs.rendering.render_report`:
