@@ -48,7 +48,7 @@ def test_every_id_makes_steps_and_renders_a_scene(env_id, tiny_model_spec):
 
 @pytest.mark.parametrize("env_id", CLIP_IDS)
 def test_clip_reward_is_the_reward_model_of_the_frame_after_the_step(env_id, reward_model):
-    env = gym.make(env_id, reward_model=reward_model, prompts=PROMPTS, **SIZE)
+    env = vlmrm_envs.make_clip_env(env_id, reward_model=reward_model, prompts=PROMPTS, **SIZE)
     base = gym.make(env_id.replace("-CLIP", ""), **SIZE)
     env.reset(seed=3)
     base.reset(seed=3)
@@ -107,7 +107,33 @@ def test_make_clip_env_rejects_bad_arguments(kwargs, error, match, tiny_model_sp
 
 def test_prompts_must_match_a_shared_reward_model(reward_model):
     with pytest.raises(ValueError, match=r"differ from reward_model\.target_prompts"):
-        gym.make("vlmrm/Humanoid-CLIP-v0", reward_model=reward_model, prompts=["a robot doing splits"])
+        vlmrm_envs.make_clip_env(
+            "vlmrm/Humanoid-CLIP-v0", reward_model=reward_model, prompts=["a robot doing splits"]
+        )
+
+
+def test_registered_clip_envs_take_a_model_spec_not_a_loaded_model(reward_model):
+    with pytest.raises(TypeError, match="take the model as a spec"):
+        gym.make("vlmrm/CartPole-CLIP-v0", reward_model=reward_model)
+
+
+def test_envs_with_the_same_spec_share_one_model_loaded_on_reset_and_freed_on_last_close(tiny_model_spec):
+    kwargs = make_kwargs("vlmrm/CartPole-CLIP-v0", tiny_model_spec)
+    first, second = (gym.make("vlmrm/CartPole-CLIP-v0", **kwargs) for _ in range(2))
+    other = gym.make("vlmrm/CartPole-CLIP-v0", **{**kwargs, "prompts": ["a cart"]})
+    scorers = [env.get_wrapper_attr("reward_model") for env in (first, second, other)]
+    assert not any(scorer.loaded for scorer in scorers)  # making an env runs no torch
+    for env in (first, second, other):
+        env.reset(seed=0)
+    models = [scorer.load() for scorer in scorers]
+    assert models[0] is models[1] and models[2] is not models[0]
+    first.close()
+    _, reward, _, _, info = second.step(0)  # still loaded for the other user
+    assert reward == pytest.approx(float(models[0](info["frame"])[0]), abs=1e-6)
+    second.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        models[0](info["frame"])
+    other.close()
 
 
 def test_humanoid_never_terminates_and_episodes_last_100_steps():
@@ -209,7 +235,7 @@ def test_env_checkers_pass(env_id, tiny_model_spec):
 @pytest.mark.parametrize("env_id", CLIP_IDS)
 def test_seeded_runs_are_identical(env_id, reward_model):
     def rollout():
-        env = gym.make(env_id, reward_model=reward_model, **SIZE)
+        env = vlmrm_envs.make_clip_env(env_id, reward_model=reward_model, **SIZE)
         observations, _ = env.reset(seed=7)
         env.action_space.seed(7)
         trace = [observations]

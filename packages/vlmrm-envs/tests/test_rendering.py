@@ -71,6 +71,18 @@ def test_import_defaults_to_egl_on_a_headless_machine_unless_chosen():
     assert _run(code, MUJOCO_GL="osmesa").stdout.strip() == "osmesa"
 
 
+def test_import_sets_no_other_variable_even_in_a_worker_process():
+    code = (
+        "import multiprocessing, os\n"
+        "multiprocessing.current_process().name = 'Worker<AsyncVectorEnv>-1'\n"
+        "before = dict(os.environ)\n"
+        "import vlmrm_envs\n"
+        "print(sorted(k for k in os.environ if os.environ[k] != before.get(k)))\n"
+    )
+    result = _run(code, CUDA_VISIBLE_DEVICES="0,1")
+    assert result.stdout.strip() == "['MUJOCO_GL']", result.stderr
+
+
 def test_backend_chosen_after_pyopengl_was_imported_is_a_clear_error():
     code = (
         "import OpenGL.GL\n"  # PyOpenGL picks GLX here, before MUJOCO_GL=egl is set

@@ -33,14 +33,7 @@ class EnvWorkerDied(RuntimeError):
     """An env worker process died; the worker printed its own error before it went."""
 
 
-def _is_clip_env(env_id: str) -> bool:
-    import vlmrm_envs
-
-    entry_point = vlmrm_envs.env_spec(env_id).entry_point
-    return isinstance(entry_point, str) and entry_point.startswith("vlmrm_envs.clip_env:")
-
-
-def make_env(config: Config, *, in_worker: bool = False) -> gym.Env:
+def make_env(config: Config, *, in_worker: bool = False, render_device: int | None = None) -> gym.Env:
     """One env of the run: renders every step into ``info["frame"]``, reward deferred (0.0).
 
     ``env_name`` may be a ``vlmrm/...-CLIP-v0`` id or any other id, which is wrapped with the
@@ -50,6 +43,8 @@ def make_env(config: Config, *, in_worker: bool = False) -> gym.Env:
         in_worker: this runs in a vector-env worker process; it then ignores SIGINT, which a
             terminal sends to the whole process group, so that the main process alone decides
             how to stop (save a checkpoint, then close the workers).
+        render_device: the GPU this env's process renders on (EGL); ``env_kwargs.render_device``
+            overrides it.
     """
     if in_worker:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -60,10 +55,9 @@ def make_env(config: Config, *, in_worker: bool = False) -> gym.Env:
         "width": config.render.width,
         "height": config.render.height,
         "episode_length": config.rl.episode_length,
+        "render_device": render_device,
         **config.env_kwargs,
     }
-    if _is_clip_env(config.env_name):
-        return gym.make(config.env_name, **kwargs)
     return vlmrm_envs.make_clip_env(config.env_name, **kwargs)
 
 
@@ -96,14 +90,25 @@ def probe_env(config: Config) -> tuple[gym.Space, int | None]:
         env.close()
 
 
-def _make_monitored_env(config: Config, in_worker: bool) -> gym.Env:
-    return Monitor(make_env(config, in_worker=in_worker))
+def _make_monitored_env(config: Config, in_worker: bool, render_device: int | None) -> gym.Env:
+    return Monitor(make_env(config, in_worker=in_worker, render_device=render_device))
 
 
 def make_vec_env(config: Config) -> VecEnv:
-    """``config.n_envs`` envs, each in its own process when ``rl.vec_env`` says so."""
+    """``config.n_envs`` envs, each in its own process when ``rl.vec_env`` says so.
+
+    Env ``i`` of a subprocess vector env renders on GPU ``render_device_for(i)``: round-robin
+    over the visible GPUs (see ``vlmrm_envs.rendering``).
+    """
+    from vlmrm_envs.rendering import render_device_for
+
     subprocesses = config.rl.vec_env == "subproc" or (config.rl.vec_env == "auto" and config.n_envs > 1)
-    factories = [functools.partial(_make_monitored_env, config, subprocesses) for _ in range(config.n_envs)]
+    factories = [
+        functools.partial(
+            _make_monitored_env, config, subprocesses, render_device_for(index) if subprocesses else None
+        )
+        for index in range(config.n_envs)
+    ]
     if subprocesses:
         # forkserver, not fork: torch (and perhaps CUDA) is already initialised in this process.
         return SubprocVecEnv(factories, start_method="forkserver")

@@ -6,7 +6,8 @@
 >>> env = gym.make("vlmrm/Humanoid-CLIP-v0", prompts=["a humanoid robot kneeling"])  # doctest: +SKIP
 
 Importing this package sets ``MUJOCO_GL=egl`` on a machine without a display (unless the user
-chose a backend), so import it before anything imports MuJoCo; see :mod:`vlmrm_envs.rendering`.
+chose a backend), and changes no other setting, so import it before anything imports MuJoCo;
+see :mod:`vlmrm_envs.rendering`.
 """
 
 from vlmrm_envs.rendering import configure_mujoco_gl
@@ -16,11 +17,11 @@ configure_mujoco_gl()
 
 import gymnasium as gym  # noqa: E402
 
-from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env  # noqa: E402
+from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env, make_clip_vector_env  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["DEFAULT_MODEL", "env_spec", "list_envs", "make_clip_env"]
+__all__ = ["DEFAULT_MODEL", "env_spec", "list_envs", "make_clip_env", "make_clip_vector_env"]
 
 NAMESPACE = "vlmrm"
 
@@ -36,9 +37,21 @@ _ENVS: dict[str, tuple[str, int | None]] = {
     "vlmrm/MountainCarContinuous-CLIP-v0": ("vlmrm_envs.clip_env:mountain_car_clip_env", None),
 }
 
+# gym.make_vec(<CLIP id>, num_envs=N) renders in N workers and scores in the main process.
+_VECTOR_ENTRY_POINTS: dict[str, str] = {
+    "vlmrm/Humanoid-CLIP-v0": "vlmrm_envs.clip_env:humanoid_clip_vector_env",
+    "vlmrm/CartPole-CLIP-v0": "vlmrm_envs.clip_env:cartpole_clip_vector_env",
+    "vlmrm/MountainCarContinuous-CLIP-v0": "vlmrm_envs.clip_env:mountain_car_clip_vector_env",
+}
+
 for _env_id, (_entry_point, _max_episode_steps) in _ENVS.items():
     if _env_id not in gym.registry:
-        gym.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_episode_steps)
+        gym.register(
+            id=_env_id,
+            entry_point=_entry_point,
+            max_episode_steps=_max_episode_steps,
+            vector_entry_point=_VECTOR_ENTRY_POINTS.get(_env_id),
+        )
 
 
 def list_envs() -> list[str]:

@@ -96,8 +96,8 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
         texture_dir: a folder with the research code's images (``sky.png``, ``tiles.png``,
             ``robot.png``; any of them) to use instead of the generated ones
             (:mod:`vlmrm_envs.textures`).
-        render_device: EGL device (GPU index) to render on; default ``MUJOCO_EGL_DEVICE_ID``, or
-            round-robin over the visible GPUs in vector-env workers (see :mod:`vlmrm_envs.rendering`).
+        render_device: EGL device (GPU index) to render on; default ``MUJOCO_EGL_DEVICE_ID``; a vector
+            env gives each worker its own (see :mod:`vlmrm_envs.rendering`).
         terminate_when_unhealthy, frame_skip, **kwargs: as for Gymnasium's Humanoid-v5.
 
     After the first frame, ``render_info`` holds :func:`vlmrm_envs.rendering.render_report`:

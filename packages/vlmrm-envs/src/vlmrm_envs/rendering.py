@@ -8,9 +8,10 @@ Every vlmrm MuJoCo env then calls :func:`check_mujoco_gl` before it creates a GL
 :func:`check_renderer` on its first frame, so that a misconfiguration fails loudly instead of
 rendering black frames, rendering on the wrong GPU or rendering 40x slower on the CPU.
 
-GPU choice (EGL only): an env's ``render_device`` option, else ``MUJOCO_EGL_DEVICE_ID``, else,
-in a vector-env worker process, round-robin over the visible GPUs
-(:func:`egl_device_for_worker`). MuJoCo opens one EGL display per process, on the first
+GPU choice (EGL only): an env's ``render_device`` option, else ``MUJOCO_EGL_DEVICE_ID``, else
+the default device. Whoever makes many envs passes each its device from its index
+(:func:`render_device_for`: round-robin over the visible GPUs), as the CLIP envs' vector entry
+point and the ``vlmrm`` command line do. MuJoCo opens one EGL display per process, on the first
 context, so all envs in one process render on the same device. With MuJoCo >= 4, a device id
 indexes the CUDA-visible GPUs in CUDA order (EGL's own order can differ from CUDA's);
 :func:`render_report` states the CUDA device the driver actually renders on.
@@ -19,7 +20,6 @@ indexes the CUDA-visible GPUs in CUDA order (EGL's own order can differ from CUD
 from __future__ import annotations
 
 import difflib
-import multiprocessing
 import os
 import re
 import sys
@@ -30,16 +30,18 @@ from typing import Any
 
 __all__ = [
     "EGL_INSTALL_HINT",
+    "FORKED_AFTER_EGL",
     "MUJOCO_GL_BACKENDS",
     "assign_render_device",
     "check_mujoco_gl",
     "check_renderer",
     "configure_mujoco_gl",
     "egl_device_for_worker",
+    "egl_display_open",
     "nvidia_gpu_visible",
+    "render_device_for",
     "render_report",
     "visible_render_devices",
-    "worker_index",
 ]
 
 MUJOCO_GL_BACKENDS: tuple[str, ...] = ("egl", "osmesa", "glfw")
@@ -56,26 +58,28 @@ EGL_INSTALL_HINT = (
     "(apt-get install libosmesa6)"
 )
 
+FORKED_AFTER_EGL = (
+    "this process was forked from one that had already rendered with MuJoCo (EGL), and the GL "
+    "state it inherited cannot render here: start the workers with 'forkserver' or 'spawn' "
+    "(vector_kwargs={'context': 'spawn'}, SubprocVecEnv(..., start_method='forkserver')), make "
+    "the vector env before rendering in the main process, or use gym.make_vec(<CLIP id>, num_envs=N), "
+    "which chooses for you"
+)
+
 # The PyOpenGL platform class that each backend needs; glfw works with whichever it loaded.
 _PYOPENGL_PLATFORMS = {"egl": "EGLPlatform", "osmesa": "OSMesaPlatform"}
 
 
 def configure_mujoco_gl() -> str | None:
-    """Settle the render backend and GPU before MuJoCo is imported; returns ``MUJOCO_GL``.
+    """Settle the render backend before MuJoCo is imported; returns ``MUJOCO_GL``.
 
     On Linux without ``DISPLAY``/``WAYLAND_DISPLAY`` and with ``MUJOCO_GL`` unset, sets
-    ``MUJOCO_GL=egl``. In a vector-env worker process with ``MUJOCO_EGL_DEVICE_ID`` unset, sets
-    it round-robin over the visible GPUs. Never raises: bad settings are reported by
+    ``MUJOCO_GL=egl``; changes nothing else. Never raises: bad settings are reported by
     :func:`check_mujoco_gl` when an env is made.
     """
     headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if "MUJOCO_GL" not in os.environ and sys.platform.startswith("linux") and headless:
         os.environ["MUJOCO_GL"] = "egl"
-    if os.environ.get("MUJOCO_GL") == "egl" and "MUJOCO_EGL_DEVICE_ID" not in os.environ:
-        index = worker_index()
-        device = None if index is None else egl_device_for_worker(index, visible_render_devices())
-        if device is not None:
-            os.environ["MUJOCO_EGL_DEVICE_ID"] = str(device)
     return os.environ.get("MUJOCO_GL")
 
 
@@ -112,24 +116,6 @@ def check_mujoco_gl() -> str | None:
     return backend
 
 
-def worker_index() -> int | None:
-    """Index of this process among its parent's vector-env workers; None in the main process.
-
-    Read from the process name: Gymnasium's ``AsyncVectorEnv`` names workers
-    ``Worker<AsyncVectorEnv>-<i>``; other ``multiprocessing`` children (stable-baselines3's
-    ``SubprocVecEnv``) get ``<Kind>Process-<n>``, n counting from 1 over the children that the
-    parent started.
-    """
-    process = multiprocessing.current_process()
-    if process.name == "MainProcess":
-        return None
-    match = re.search(r"-(\d+)$", process.name)
-    if match is None:
-        return None
-    number = int(match.group(1))
-    return number if process.name.startswith("Worker<") else max(number - 1, 0)
-
-
 def visible_render_devices() -> list[int]:
     """``MUJOCO_EGL_DEVICE_ID`` values of the GPUs this process may render on: 0..k-1.
 
@@ -157,6 +143,19 @@ def egl_device_for_worker(worker_index: int, visible_devices: Sequence[int]) -> 
     return visible_devices[worker_index % len(visible_devices)]
 
 
+def render_device_for(index: int) -> int | None:
+    """The render device for the ``index``-th of many envs, each in its own process.
+
+    Round-robin over the visible GPUs (:func:`egl_device_for_worker`) when MuJoCo renders with
+    EGL; None (keep the process's device) when it does not, when ``MUJOCO_EGL_DEVICE_ID`` is set
+    (the user chose one device for all), or when no GPU is visible.
+    """
+    if os.environ.get("MUJOCO_GL") != "egl" or "MUJOCO_EGL_DEVICE_ID" in os.environ:
+        egl_device_for_worker(index, [])  # still reject a bad index
+        return None
+    return egl_device_for_worker(index, visible_render_devices())
+
+
 def nvidia_gpu_visible() -> bool:
     """Whether this process can see an NVIDIA GPU (driver loaded and a device not hidden)."""
     return Path("/proc/driver/nvidia/version").exists() and bool(visible_render_devices())
@@ -166,17 +165,20 @@ def assign_render_device(render_device: int | None) -> str | None:
     """Choose the EGL device for envs made in this process; returns ``MUJOCO_EGL_DEVICE_ID``.
 
     ``render_device`` (an int) takes precedence over ``MUJOCO_EGL_DEVICE_ID`` set by the user;
-    None keeps it, or the worker's round-robin choice. Must run before this process renders its
+    None keeps it. Raises :data:`FORKED_AFTER_EGL` in a process forked after its parent had
+    rendered with EGL (its first frame would hang). Must run before this process renders its
     first frame: afterwards the device is fixed, and a different request only warns.
     """
     if render_device is not None and (
         isinstance(render_device, bool) or not isinstance(render_device, int) or render_device < 0
     ):
         raise ValueError(f"render_device must be a non-negative integer GPU index, got {render_device!r}")
+    if _forked_after_egl and os.environ.get("MUJOCO_GL") == "egl":
+        raise RuntimeError(FORKED_AFTER_EGL)
     current = os.environ.get("MUJOCO_EGL_DEVICE_ID")
     if render_device is None or str(render_device) == current:
         return current
-    if _egl_display_open():
+    if egl_display_open():
         warnings.warn(
             f"render_device={render_device} ignored: this process already renders on EGL device "
             f"{current or 'default'}, and MuJoCo opens one EGL display per process; make the env in "
@@ -203,13 +205,12 @@ def check_renderer(gl_renderer: str, gpu_visible: bool) -> str | None:
 def render_report() -> dict[str, Any]:
     """Where this process renders; call it after a frame was rendered (a GL context is current).
 
-    Keys: ``pid``, ``worker_index``, ``backend`` (``MUJOCO_GL``), ``egl_device_id``
+    Keys: ``pid``, ``backend`` (``MUJOCO_GL``), ``egl_device_id``
     (``MUJOCO_EGL_DEVICE_ID`` or None), ``cuda_device`` (the CUDA id of the EGL device in
     use, if the driver tells; None on Mesa), ``gl_vendor``, ``gl_renderer``.
     """
     report: dict[str, Any] = {
         "pid": os.getpid(),
-        "worker_index": worker_index(),
         "backend": os.environ.get("MUJOCO_GL"),
         "egl_device_id": os.environ.get("MUJOCO_EGL_DEVICE_ID"),
         "cuda_device": _egl_cuda_device() if os.environ.get("MUJOCO_GL") == "egl" else None,
@@ -226,14 +227,29 @@ def render_report() -> dict[str, Any]:
     return report
 
 
-def _egl_display_open() -> bool:
+def egl_display_open() -> bool:
+    """Whether this process has opened MuJoCo's EGL display (it has rendered a frame with EGL).
+
+    A child forked after that cannot render (:data:`FORKED_AFTER_EGL`).
+    """
     egl = sys.modules.get("mujoco.egl")
     return egl is not None and getattr(egl, "EGL_DISPLAY", None) is not None
 
 
+_forked_after_egl = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked_after_egl
+    _forked_after_egl = _forked_after_egl or egl_display_open()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _egl_cuda_device() -> int | None:
     """CUDA id of the device behind MuJoCo's EGL display (EGL_NV_device_cuda), if available."""
-    if not _egl_display_open():
+    if not egl_display_open():
         return None
     try:
         import ctypes

@@ -25,6 +25,11 @@ Frames = np.ndarray | torch.Tensor
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_BATCH_SIZE = 256
+# A loaded model holds weights on devices and worker threads: sharing it is explicit.
+NOT_COPIED = (
+    "a RewardModel is not copied (it holds weights on devices and worker threads): pass the same "
+    "object to everything that scores, or load another with load_reward_model"
+)
 T = TypeVar("T")
 
 
@@ -219,12 +224,10 @@ class RewardModel:
         self.close()
 
     def __copy__(self) -> RewardModel:
-        return self
+        raise TypeError(NOT_COPIED)
 
     def __deepcopy__(self, memo: dict[int, object]) -> RewardModel:
-        # A loaded model is a shared resource (weights on devices, worker threads), like a file
-        # handle: copies of an env spec or config that hold it share it rather than reload it.
-        return self
+        raise TypeError(NOT_COPIED)
 
     def __reduce__(self):
         raise TypeError(
