@@ -6,12 +6,10 @@ whenever the count passes a multiple of its frequency.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +17,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from vlmrm_cli.checkpoints import save_checkpoint
+from vlmrm_cli.signals import SignalStop
 from vlmrm_cli.tracking import STEP_METRIC
 from vlmrm_cli.video import write_reward_video
 
@@ -26,49 +25,12 @@ __all__ = [
     "CheckpointCallback",
     "LogCallback",
     "ProgressCallback",
-    "SignalStop",
     "StopCallback",
     "VideoCallback",
 ]
 
 # A video of an env without a time limit stops here.
 MAX_VIDEO_STEPS = 1000
-
-
-class SignalStop:
-    """While active, SIGINT and SIGTERM ask the run to stop at its next step; a second one aborts.
-
-    Use as a context manager in the main thread. ``signum`` is the first signal received.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> SignalStop:
-        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt  # asked twice: stop now, without a checkpoint
-        self.signum = signum
-        name = signal.Signals(signum).name
-        print(
-            f"\n{name} received: stopping after this step and saving a checkpoint (again to abort)",
-            file=sys.stderr,
-        )
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal number (130 for SIGINT, 143 for SIGTERM), as shells report it; 0 if none."""
-        return 0 if self.signum is None else 128 + self.signum
 
 
 class StopCallback(BaseCallback):
@@ -85,7 +47,7 @@ class StopCallback(BaseCallback):
         self.total_steps = total_steps
 
     def _on_step(self) -> bool:
-        return self.stop.signum is None and self.num_timesteps < self.total_steps
+        return not self.stop.requested and self.num_timesteps < self.total_steps
 
 
 class _Periodic(BaseCallback):
@@ -143,7 +105,7 @@ class VideoCallback(_Periodic):
 
     The episode runs in an env of its own (``make_env()``, reward deferred), with deterministic
     actions; its frames are scored in one batch and written to ``folder/step_<steps>.mp4`` with
-    the per-step reward plotted beside them.
+    the per-step reward plotted beside them. Once ``stopping()`` is true, the episode is dropped.
     """
 
     def __init__(
@@ -156,8 +118,10 @@ class VideoCallback(_Periodic):
         fps: int,
         seed: int,
         wandb_run: Any | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(freq)
+        self.stopping = stopping
         self.folder = folder
         self.make_env = make_env
         self.reward_model = reward_model
@@ -172,6 +136,8 @@ class VideoCallback(_Periodic):
         observation, _ = self._env.reset(seed=self.seed)
         frames, original_return = [], 0.0
         for _ in range(MAX_VIDEO_STEPS):
+            if self.stopping():  # a signal: the run stops now, this video is not finished
+                return
             action, _ = self.model.predict(observation, deterministic=True)
             observation, _, terminated, truncated, info = self._env.step(action)
             frames.append(np.array(info["frame"]))

@@ -15,6 +15,7 @@ import click
 
 from vlmrm_cli import __version__
 from vlmrm_cli.config import DEFAULT_MODEL, ConfigError, dump_config, load_config
+from vlmrm_cli.signals import SignalStop, StopRequested
 
 __all__ = ["BadConfig", "main"]
 
@@ -81,9 +82,6 @@ def train(
     events, videos and the final model. Ctrl-C or SIGTERM saves a checkpoint and exits
     (130 / 143); continue with --resume RUN_DIR.
     """
-    from vlmrm_cli.envs import EnvWorkerDied
-    from vlmrm_cli.training import train as run_training
-
     if resume is not None and config is not None:
         raise click.UsageError(
             "give CONFIG or --resume RUN_DIR, not both (a resumed run uses its own config.yaml)"
@@ -92,17 +90,31 @@ def train(
         raise click.UsageError("missing CONFIG: a YAML file path or YAML text")
     if resume is not None and run_dir is not None:
         raise click.UsageError("give --resume RUN_DIR or --run-dir DIR, not both")
-    # An env worker printed its own traceback: the user needs one line on what it means, and exit code 1.
-    with _one_line_errors(ConfigError, BadConfig), _one_line_errors(EnvWorkerDied, click.ClickException):
-        loaded = None if resume is not None else load_config(config, overrides)
-        result = run_training(
-            loaded,  # type: ignore[arg-type]  (None only with resume_dir)
-            resume_dir=resume,
-            run_dir=run_dir,
-            overrides=overrides,
-            progress=progress,
-            echo=lambda line: click.echo(line, err=True),
-        )
+    # Signals are handled from here on, so that one during start-up (the imports and model loading
+    # take seconds) ends the process at once, in one line, and not with a traceback.
+    with SignalStop() as stop:
+        try:
+            from vlmrm_cli.envs import EnvWorkerDied
+            from vlmrm_cli.training import train as run_training
+
+            # An env worker printed its own traceback: the user needs one line on what it means, and exit code 1.
+            with (
+                _one_line_errors(ConfigError, BadConfig),
+                _one_line_errors(EnvWorkerDied, click.ClickException),
+            ):
+                loaded = None if resume is not None else load_config(config, overrides)
+                result = run_training(
+                    loaded,  # type: ignore[arg-type]  (None only with resume_dir)
+                    resume_dir=resume,
+                    run_dir=run_dir,
+                    overrides=overrides,
+                    progress=progress,
+                    echo=lambda line: click.echo(line, err=True),
+                    stop=stop,
+                )
+        except StopRequested as stopped:
+            click.echo(str(stopped), err=True)
+            ctx.exit(stopped.exit_code)
     ctx.exit(result.exit_code)
 
 

@@ -47,12 +47,14 @@ def make_env(config: Config, *, in_worker: bool = False) -> gym.Env:
     CLIP reward. The frames are scored by the algorithm (``vlmrm_sb3``) at episode end.
 
     Args:
-        in_worker: this runs in a vector-env worker process; it then ignores SIGINT, which a
-            terminal sends to the whole process group, so that the main process alone decides
-            how to stop (save a checkpoint, then close the workers).
+        in_worker: this runs in a vector-env worker process; it then ignores SIGINT and SIGTERM,
+            which a terminal, Slurm, systemd or ``timeout`` send to the whole process group, so
+            that the main process alone decides how to stop (save a checkpoint, then close the
+            workers). A worker whose main process is gone ends when its pipe closes.
     """
     if in_worker:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     import vlmrm_envs  # sets MUJOCO_GL before MuJoCo is imported, and registers the vlmrm ids
 
     kwargs = {

@@ -31,7 +31,6 @@ from vlmrm_cli.callbacks import (
     CheckpointCallback,
     LogCallback,
     ProgressCallback,
-    SignalStop,
     StopCallback,
     VideoCallback,
 )
@@ -46,6 +45,7 @@ from vlmrm_cli.config import (
     resolve_config,
 )
 from vlmrm_cli.envs import WORKER_DIED, EnvWorkerDied, close_vec_env, make_env, make_vec_env, probe_env
+from vlmrm_cli.signals import SignalStop
 from vlmrm_cli.tracking import init_wandb, make_logger
 
 __all__ = ["RunResult", "make_run_dir", "resolve", "train"]
@@ -164,6 +164,7 @@ def train(
     overrides: tuple[str, ...] = (),
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    stop: SignalStop | None = None,
 ) -> RunResult:
     """Run (or, with ``resume_dir``, continue) a training run; returns where and how it ended.
 
@@ -176,9 +177,23 @@ def train(
     :data:`RESUMABLE_CHANGES` keys), otherwise a new run starts there. A Job that is restarted
     after preemption runs the same command and picks up where it stopped.
 
-    SIGINT / SIGTERM stop the run after the current step; a checkpoint is saved and the exit
-    code is 130 / 143. Bad configs raise :class:`ConfigError` before any run folder is made.
+    SIGINT / SIGTERM (handled by ``stop``, else by a :class:`SignalStop` of its own) stop the run
+    after the current step; a checkpoint is saved and the exit code is 130 / 143. Before training
+    begins, they raise :class:`~vlmrm_cli.signals.StopRequested` where start-up is. Bad configs raise :class:`ConfigError` before any run folder is made.
     """
+    with contextlib.nullcontext(stop) if stop is not None else SignalStop() as stop:
+        return _start(config, stop, resume_dir, run_dir, overrides, progress, echo)
+
+
+def _start(
+    config: Config,
+    stop: SignalStop,
+    resume_dir: Path | None,
+    run_dir: Path | None,
+    overrides: tuple[str, ...],
+    progress: bool,
+    echo: Callable[[str], None],
+) -> RunResult:
     import vlmrm_envs  # noqa: F401  (sets MUJOCO_GL before MuJoCo is imported)
 
     if run_dir is not None and latest_checkpoint(Path(run_dir) / "checkpoints") is not None:
@@ -204,32 +219,31 @@ def train(
             )
             return RunResult(resume_dir, steps, 0)
 
-    with SignalStop() as stop:
-        # Loaded before the run folder is made, so that a bad model spec or device leaves nothing behind.
-        reward_model = load_reward_model_for(config)
-        try:
-            if resume_dir is None:
-                if run_dir is None:
-                    run_dir = make_run_dir(config)
-                else:
-                    run_dir = Path(run_dir).expanduser()
-                    run_dir.mkdir(parents=True, exist_ok=True)
-                echo(f"Run folder: {run_dir}")
+    # Loaded before the run folder is made, so that a bad model spec or device leaves nothing behind.
+    reward_model = load_reward_model_for(config)
+    try:
+        if resume_dir is None:
+            if run_dir is None:
+                run_dir = make_run_dir(config)
             else:
-                run_dir = resume_dir
-                echo(f"Resuming {run_dir} from {checkpoint.name} at step {steps} of {config.rl.n_steps}")
-            atomic_write(run_dir / CONFIG_FILE, lambda file: file.write(dump_config(config).encode()))
-            return _run(
-                config,
-                run_dir,
-                stop,
-                reward_model,
-                resume=resume_dir is not None,
-                progress=progress,
-                echo=echo,
-            )
-        finally:
-            reward_model.close()
+                run_dir = Path(run_dir).expanduser()
+                run_dir.mkdir(parents=True, exist_ok=True)
+            echo(f"Run folder: {run_dir}")
+        else:
+            run_dir = resume_dir
+            echo(f"Resuming {run_dir} from {checkpoint.name} at step {steps} of {config.rl.n_steps}")
+        atomic_write(run_dir / CONFIG_FILE, lambda file: file.write(dump_config(config).encode()))
+        return _run(
+            config,
+            run_dir,
+            stop,
+            reward_model,
+            resume=resume_dir is not None,
+            progress=progress,
+            echo=echo,
+        )
+    finally:
+        reward_model.close()
 
 
 def _run(
@@ -297,30 +311,31 @@ def _run(
                     fps=config.logging.video_fps,
                     seed=config.seed,
                     wandb_run=wandb_run,
+                    stopping=lambda: stop.requested,
                 )
             )
         if progress:
             callbacks.append(ProgressCallback(config.rl.n_steps))
         start_steps = model.num_timesteps
-        if stop.signum is None:  # a signal during loading stops the run before it starts
-            try:
-                model.learn(
-                    total_timesteps=config.rl.n_steps - model.num_timesteps,
-                    callback=CallbackList(callbacks),
-                    log_interval=None,  # LogCallback dumps every tensorboard_freq steps instead
-                    reset_num_timesteps=not resume,
-                )
-            except WORKER_DIED as error:
-                latest = latest_checkpoint(checkpoints)
-                then = (
-                    f"continue from step {latest[1]} with `vlmrm train --resume {run_dir}`"
-                    if latest
-                    else "no checkpoint was written yet"
-                )
-                raise EnvWorkerDied(
-                    f"an env worker process died at step {model.num_timesteps} (its error is printed above); {then}"
-                ) from error
-        if stop.signum is not None:
+        stop.defer()  # from here on, a signal stops training after the current step
+        try:
+            model.learn(
+                total_timesteps=config.rl.n_steps - model.num_timesteps,
+                callback=CallbackList(callbacks),
+                log_interval=None,  # LogCallback dumps every tensorboard_freq steps instead
+                reset_num_timesteps=not resume,
+            )
+        except WORKER_DIED as error:
+            latest = latest_checkpoint(checkpoints)
+            then = (
+                f"continue from step {latest[1]} with `vlmrm train --resume {run_dir}`"
+                if latest
+                else "no checkpoint was written yet"
+            )
+            raise EnvWorkerDied(
+                f"an env worker process died at step {model.num_timesteps} (its error is printed above); {then}"
+            ) from error
+        if stop.requested:
             if model.num_timesteps > start_steps:
                 path = save_checkpoint(model, checkpoints, replay_buffer=replay_buffer)
                 echo(
