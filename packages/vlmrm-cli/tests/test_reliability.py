@@ -212,3 +212,37 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(
     assert line.startswith(f"Error: {culprit}: not loaded, since loading it could run code"), line
     assert "Traceback" not in result.output
     assert not marker.exists()
+
+
+def test_one_run_folder_has_one_writer(make_config, write_config, tmp_path: Path) -> None:
+    """While a run lives, a second `vlmrm train` on its folder is refused in one line; once it is
+    killed (-9, so its lock file stays behind), the folder resumes."""
+    from click.testing import CliRunner
+    from vlmrm_cli.cli import main
+
+    config = write_config(
+        make_config(rl={"n_steps": 1_000_000}, logging={"checkpoint_freq": 50, "video_freq": None})
+    )
+    run_dir = tmp_path / "run"
+    process = start_training(config, "--run-dir", str(run_dir))
+    try:
+        deadline = time.monotonic() + 180
+        while latest_checkpoint(run_dir / "checkpoints") is None:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.1)
+        for args in (["--resume", str(run_dir)], [str(config), "--run-dir", str(run_dir)]):
+            second = CliRunner().invoke(main, ["train", *args, "--no-progress"])
+            assert second.exit_code == 2, second.output
+            (line,) = second.stderr.strip().splitlines()
+            assert line.startswith(f"Error: {run_dir}: another vlmrm train is running in this folder"), line
+        assert process.poll() is None  # the first run goes on
+    finally:
+        kill_process_group(process)
+    assert [path.name for path in run_dir.glob(".*lock*")]  # left behind by the killed run
+    _, steps = latest_checkpoint(run_dir / "checkpoints")
+    resumed = CliRunner().invoke(
+        main, ["train", "--resume", str(run_dir), "--set", f"rl.n_steps={steps + 20}", "--no-progress"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert latest_checkpoint(run_dir / "checkpoints")[1] == steps + 20

@@ -53,6 +53,9 @@ __all__ = ["RunResult", "make_run_dir", "resolve", "train"]
 CONFIG_FILE = "config.yaml"
 FINAL_MODEL = "final_model.zip"
 WANDB_ID_FILE = "wandb_run_id"
+# Held (flock) by the one `vlmrm train` that writes the run folder; the kernel frees it when the
+# process ends, however it ends, so a lock file left by a killed run blocks nothing.
+LOCK_FILE = ".vlmrm-train.lock"
 
 # Keys a resumed run may change; anything else would not fit the saved model, buffer or envs.
 RESUMABLE_CHANGES = re.compile(
@@ -181,13 +184,36 @@ def train(
     after the current step; a checkpoint is saved and the exit code is 130 / 143. Before training
     begins, they raise :class:`~vlmrm_cli.signals.StopRequested` where start-up is. Bad configs raise :class:`ConfigError` before any run folder is made.
     """
-    with contextlib.nullcontext(stop) if stop is not None else SignalStop() as stop:
-        return _start(config, stop, resume_dir, run_dir, overrides, progress, echo)
+    with (
+        contextlib.nullcontext(stop) if stop is not None else SignalStop() as stop,
+        contextlib.ExitStack() as locks,
+    ):
+        return _start(config, stop, locks, resume_dir, run_dir, overrides, progress, echo)
+
+
+@contextlib.contextmanager
+def _sole_writer(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock; another live ``vlmrm train`` holding it raises :class:`ConfigError`."""
+    import filelock
+
+    lock = filelock.FileLock(run_dir / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise ConfigError(
+            f"{run_dir}: another vlmrm train is running in this folder; one run folder has one writer, "
+            "so stop that one first"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _start(
     config: Config,
     stop: SignalStop,
+    locks: contextlib.ExitStack,
     resume_dir: Path | None,
     run_dir: Path | None,
     overrides: tuple[str, ...],
@@ -196,6 +222,10 @@ def _start(
 ) -> RunResult:
     import vlmrm_envs  # noqa: F401  (sets MUJOCO_GL before MuJoCo is imported)
 
+    existing = resume_dir if resume_dir is not None else run_dir
+    locked = existing is not None and Path(existing).expanduser().is_dir()
+    if locked:
+        locks.enter_context(_sole_writer(Path(existing).expanduser()))
     if run_dir is not None and latest_checkpoint(Path(run_dir) / "checkpoints") is not None:
         resume_dir = Path(run_dir)
         config = resolve(config)  # the saved config is resolved too
@@ -228,6 +258,8 @@ def _start(
             else:
                 run_dir = Path(run_dir).expanduser()
                 run_dir.mkdir(parents=True, exist_ok=True)
+            if not locked:  # a new folder: locked once made
+                locks.enter_context(_sole_writer(run_dir))
             echo(f"Run folder: {run_dir}")
         else:
             run_dir = resume_dir
