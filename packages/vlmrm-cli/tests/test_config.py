@@ -251,3 +251,69 @@ def test_train_needs_exactly_one_of_config_and_resume(tmp_path) -> None:
     assert result.exit_code == 2 and "missing CONFIG" in result.stderr
     result = CliRunner().invoke(main, ["train", "x.yaml", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "not both" in result.stderr
+
+
+# A module that registers an env and leaves a mark when it is imported.
+MARKING_MODULE = """
+import pathlib
+
+import gymnasium as gym
+
+pathlib.Path({marker!r}).touch()
+gym.register("Marked-v0", entry_point="vlmrm_envs.classic_control:CartPoleEnv", max_episode_steps=40)
+"""
+
+
+def test_config_show_and_validation_import_nothing_a_config_names(
+    write_config, make_config, tmp_path, monkeypatch
+) -> None:
+    """An installed module named by env_name is imported only when training starts: `config show`
+    prints the config unresolved; a `__main__` or standard-library module is refused unrun."""
+    installed = tmp_path / "site"
+    installed.mkdir()
+    marker = tmp_path / "imported"
+    (installed / "marking_env.py").write_text(MARKING_MODULE.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(str(installed))
+
+    shown = CliRunner().invoke(
+        main, ["config", "show", str(write_config(make_config(env_name="marking_env:Marked-v0")))]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert yaml.safe_load(shown.stdout)["env_name"] == "marking_env:Marked-v0"
+    assert "not imported by config show" in shown.stderr
+    assert not marker.exists()
+
+    for env_name, message in [
+        ("venv.__main__:CartPole-v1", "env_name: a config may not name a __main__ module ('venv.__main__')"),
+        ("antigravity:CartPole-v1", "env_name: 'antigravity' is in Python's standard library"),
+        ("no_such_module:CartPole-v1", "env_name: no installed module 'no_such_module'"),
+        ("marking_env.sub:Marked-v0", "env_name: no installed module 'marking_env.sub'"),
+    ]:
+        config = write_config(make_config(env_name=env_name))
+        for command in (["config", "show", str(config)], ["train", str(config), "--no-progress"]):
+            result = CliRunner().invoke(main, command)
+            assert result.exit_code == 2, result.output
+            (line,) = result.stderr.strip().splitlines()
+            assert line.startswith("Error: ") and message in line, line
+    assert not marker.exists()
+
+
+def test_python_m_does_not_import_from_the_working_directory(write_config, make_config, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "imported"
+    (tmp_path / "evil.py").write_text(MARKING_MODULE.format(marker=str(marker)))
+    config = write_config(make_config(env_name="evil:Marked-v0"))
+    result = subprocess.run(
+        [sys.executable, "-m", "vlmrm_cli", "config", "show", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={key: value for key, value in os.environ.items() if key != "PYTHONSAFEPATH"},
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "env_name: no installed module 'evil'" in result.stderr
+    assert not marker.exists()

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from vlmrm_cli import __version__
-from vlmrm_cli.config import DEFAULT_MODEL, ConfigError, dump_config, load_config
+from vlmrm_cli.config import DEFAULT_MODEL, ConfigError, dump_config, env_module, load_config
 from vlmrm_cli.signals import SignalStop, StopRequested
 
 __all__ = ["BadConfig", "main"]
@@ -131,7 +131,17 @@ def config_show(config: str, overrides: tuple[str, ...]) -> None:
     from vlmrm_cli.training import resolve
 
     with _one_line_errors(ConfigError, BadConfig):
-        click.echo(dump_config(resolve(load_config(config, overrides))), nl=False)
+        loaded = load_config(config, overrides)
+        module = env_module(loaded.env_name)
+        if module is not None and module not in sys.modules:
+            click.echo(
+                f"env_name names module {module!r}, not imported by config show: what the env decides "
+                "(rl.algorithm, its defaults, rl.episode_length) is filled in when training starts",
+                err=True,
+            )
+            click.echo(dump_config(loaded), nl=False)
+            return
+        click.echo(dump_config(resolve(loaded)), nl=False)
 
 
 @main.command()

@@ -9,9 +9,11 @@ whose message is a single line naming the key path, e.g. ``rl.n_steps: ...``.
 from __future__ import annotations
 
 import difflib
-import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,6 +42,7 @@ __all__ = [
     "algorithm_class",
     "apply_overrides",
     "dump_config",
+    "env_module",
     "load_config",
     "parse_yaml",
     "read_config_source",
@@ -98,6 +101,43 @@ def _not_blank(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+def env_module(env_name: str) -> str | None:
+    """The module of a ``module:EnvId`` env name (imported by ``gym.make`` to register the id), or None."""
+    module, colon, _ = env_name.partition(":")
+    return module if colon else None
+
+
+def _check_installed(module: str) -> None:
+    """Raise ValueError unless ``module`` may be named by a config: imported already, or found among
+    the installed modules (``sys.path``, never the working directory that ``python -m`` adds),
+    outside the standard library and not a ``__main__``. Nothing is imported to find out."""
+    if "__main__" in module.split("."):
+        raise ValueError(f"a config may not name a __main__ module ({module!r})")
+    if module in sys.modules:
+        return
+    top = module.partition(".")[0]
+    if top in sys.stdlib_module_names:
+        raise ValueError(
+            f"{top!r} is in Python's standard library, which registers no env; name an installed module"
+        )
+    missing = ValueError(
+        f"no installed module {module!r} (a config may name only a module installed for this Python)"
+    )
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name: finders only, nothing imported
+    except (ImportError, ValueError):
+        raise missing from None
+    parts = module.split(".")
+    for depth in range(1, len(parts)):  # submodules: searched in the package folder, its __init__ unrun
+        if spec is None or not spec.submodule_search_locations:
+            raise missing
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join(parts[: depth + 1]), spec.submodule_search_locations
+        )
+    if spec is None:
+        raise missing
 
 
 class _Section(BaseModel):
@@ -218,12 +258,9 @@ class Config(_Section):
 
         if ":" in env_name:  # gym.make's "module:EnvId" form imports the module that registers it
             module, _, env_id = env_name.partition(":")
-            try:
-                importlib.import_module(module)
-            except Exception as error:  # the user's module may fail in any way while it registers
-                raise ValueError(
-                    f"cannot import module {module!r} ({type(error).__name__}: {error})"
-                ) from None
+            _check_installed(module)  # imported when training starts, not while validating
+            if module not in sys.modules:
+                return env_name
         else:
             env_id = env_name
         if env_id not in gym.registry:

@@ -98,7 +98,7 @@ def resolve(config: Config) -> Config:
     """:func:`resolve_config` with the env's action space and episode length, from a probe env."""
     try:
         action_space, episode_length = probe_env(config)
-    except (ValueError, TypeError, gym.error.Error) as error:
+    except (ValueError, TypeError, ImportError, gym.error.Error) as error:  # ImportError: env_name's module
         raise ConfigError(
             f"env_name: cannot make {config.env_name!r} with this config ({_one_line(error)})"
         ) from None
