@@ -193,6 +193,12 @@ def test_bad_config_exits_2_with_one_line_naming_the_key(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing started
 
 
+# Nine levels of nine aliases each: 9**9 (387 million) strings once expanded, from 400 bytes.
+BILLION_LAUGHS = (
+    "env_name: CartPole-v1\nrl:\n  policy_kwargs:\n    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"    l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]\n" for level in range(1, 9))
+)
+
 MALFORMED_YAML = [
     ("env_name: CartPole-v1\nrl:\n  n_steps: 10\n   bad: 1\n", "line 4, column 7: malformed YAML: mapping values are not allowed here"),
     ("env_name: CartPole-v1\nrl: {n_steps: 10\n", "line 3, column 1: malformed YAML"),
@@ -200,6 +206,10 @@ MALFORMED_YAML = [
     ("- a\n- b\n", "a config must be a YAML mapping of keys, got list"),
     ("# nothing\n", "the config is empty"),
     ("env_name: CartPole-v1\nrl: !!python/object:os.system {}\n", "malformed YAML"),  # safe loading only
+    (BILLION_LAUGHS, "malformed YAML: expands to more than 100000 values (YAML aliases)"),
+    ("env_name: CartPole-v1\nrl: " + "[" * 400 + "]" * 400 + "\n", "malformed YAML: nested deeper than 50 levels"),
+    ("env_name: CartPole-v1\n? [a, b]\n: 1\n", "line 2, column 3: malformed YAML: a key must be a plain name"),
+    ("env_name: CartPole-v1\nrl: {{a: b}: 1}\n", "malformed YAML: a key must be a plain name, not a list or a mapping"),
 ]  # fmt: skip
 
 

@@ -278,12 +278,59 @@ class Config(_Section):
 # -- reading ------------------------------------------------------------------------------------
 
 
+# Bounds on what a config may hold, so that a small file cannot expand to gigabytes through YAML
+# aliases ("billion laughs") or exhaust the parser's stack; real configs are far within them.
+MAX_YAML_DEPTH = 50
+MAX_YAML_VALUES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects duplicate keys and reads ``3e-4`` as a float (YAML 1.2)."""
+    """``yaml.SafeLoader`` that rejects duplicate and non-scalar keys, nesting deeper than
+    :data:`MAX_YAML_DEPTH` and documents that expand (aliases counted at each use) to more than
+    :data:`MAX_YAML_VALUES` values, and reads ``3e-4`` as a float (YAML 1.2)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        sizes: dict[int, int] = {}
+
+        def expanded_size(node: yaml.Node) -> int:
+            if id(node) not in sizes:  # an alias shares its anchor's node: sized once, counted per use
+                if isinstance(node, yaml.MappingNode):
+                    children = [child for pair in node.value for child in pair]
+                else:
+                    children = node.value if isinstance(node, yaml.SequenceNode) else []
+                sizes[id(node)] = 1 + sum(expanded_size(child) for child in children)
+                if sizes[id(node)] > MAX_YAML_VALUES:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"expands to more than {MAX_YAML_VALUES} values (YAML aliases)",
+                        node.start_mark,
+                    )
+            return sizes[id(node)]
+
+        expanded_size(node)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain name, not a list or a mapping", key_node.start_mark
+                )
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
