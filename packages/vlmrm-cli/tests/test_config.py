@@ -175,6 +175,21 @@ BAD_OVERRIDES = [
     ("reward.devices=[tpu:0]", "reward.devices: 'tpu:0' is not a torch device"),
     ("reward.devices=[cuda:99]", "reward.devices: device 'cuda:99' is not available"),
     ("reward.backend=nope", "reward: "),
+    # Accepted by the schema, but would not train here:
+    ("rl.learning_rate=.inf", "rl.learning_rate: Input should be a finite number"),
+    ("wandb.project=a/b", "wandb.project: a wandb project name cannot contain /"),
+    ("rl.device=foo", "rl.device: 'foo' is not a torch device"),
+    ("rl.device=cuda:99", "rl.device: device 'cuda:99' is not available"),
+    ("rl.policy_name=CnnPolicy", "rl.policy_name: CnnPolicy needs image observations, but vlmrm/CartPole-v0 has Box("),
+    ("rl.policy_kwargs={foo: 1}", "rl.policy_kwargs.foo: DQNPolicy takes no such argument"),
+    ("rl.policy_kwargs={net_arch: 64}", "rl.policy_kwargs.net_arch: should be a list of layer sizes"),
+    ("base_path=/proc/vlmrm-runs", "base_path: cannot make a run folder in '/proc/vlmrm-runs'"),
+    ("base_path=/dev/null", "base_path: cannot make a run folder in '/dev/null'"),
+    # More memory than any machine has; the message names the estimate and the machine's memory:
+    ("rl.buffer_size=100000000000", "rl.buffer_size: the run would need about 5200.0 GB of memory (rl.buffer_size 5200.0 GB"),
+    ("rl.policy_kwargs={net_arch: [1000000, 1000000]}", "rl.policy_kwargs.net_arch: the run would need about"),
+    ("rl.batch_size=100000000000", "rl.batch_size: the run would need about"),
+    ("render.width=10000000", "render.width: the run would need about"),
 ]  # fmt: skip
 
 

@@ -179,7 +179,7 @@ class RLConfig(_Section):
     """Gradient steps per training phase; -1: as many as steps collected."""
     tau: Annotated[float, _Number, Field(gt=0.0, le=1.0)] | None = None
     gamma: Fraction | None = None
-    learning_rate: Annotated[float, _Number, Field(gt=0.0)] | None = None
+    learning_rate: Annotated[float, _Number, Field(gt=0.0, allow_inf_nan=False)] | None = None
     # -- additions --
     algorithm: Literal["auto", "sac", "td3", "tqc", "dqn", "qrdqn"] = "auto"
     """``auto``: sac for continuous (Box) actions, dqn for discrete ones."""
@@ -231,6 +231,14 @@ class WandbConfig(_Section):
     mode: Literal["auto", "online", "offline", "disabled"] = "auto"
     project: Text = "vlmrm"
     entity: str | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, project: str) -> str:
+        bad = sorted(set(project) & set("/\\#?%:"))
+        if bad:  # wandb refuses these only once the run starts
+            raise ValueError(f"a wandb project name cannot contain {' '.join(bad)}")
+        return project
 
 
 class Config(_Section):

@@ -79,11 +79,11 @@ def episode_length_of(env: gym.Env) -> int | None:
         env = env.env
 
 
-def probe_env(config: Config) -> tuple[gym.Space, int | None]:
-    """Make one env to read its action space and episode length (no frame is rendered)."""
+def probe_env(config: Config) -> tuple[gym.Space, gym.Space, int | None]:
+    """Make one env to read its observation space, action space and episode length (no frame is rendered)."""
     env = make_env(config)
     try:
-        return env.action_space, episode_length_of(env)
+        return env.observation_space, env.action_space, episode_length_of(env)
     finally:
         env.close()
 

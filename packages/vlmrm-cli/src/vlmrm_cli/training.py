@@ -45,6 +45,7 @@ from vlmrm_cli.config import (
     resolve_config,
 )
 from vlmrm_cli.envs import WORKER_DIED, EnvWorkerDied, close_vec_env, make_env, make_vec_env, probe_env
+from vlmrm_cli.fits import check_fits
 from vlmrm_cli.signals import SignalStop
 from vlmrm_cli.tracking import init_wandb, make_logger
 
@@ -97,12 +98,14 @@ def make_run_dir(config: Config, now: datetime | None = None) -> Path:
 def resolve(config: Config) -> Config:
     """:func:`resolve_config` with the env's action space and episode length, from a probe env."""
     try:
-        action_space, episode_length = probe_env(config)
+        observation_space, action_space, episode_length = probe_env(config)
     except (ValueError, TypeError, ImportError, gym.error.Error) as error:  # ImportError: env_name's module
         raise ConfigError(
             f"env_name: cannot make {config.env_name!r} with this config ({_one_line(error)})"
         ) from None
-    return resolve_config(config, action_space, episode_length)
+    resolved = resolve_config(config, action_space, episode_length)
+    check_fits(resolved, observation_space, action_space)
+    return resolved
 
 
 def _one_line(error: BaseException) -> str:
@@ -254,10 +257,12 @@ def _start(
     try:
         if resume_dir is None:
             if run_dir is None:
-                run_dir = make_run_dir(config)
+                with _folder_error("base_path", config.base_path):
+                    run_dir = make_run_dir(config)
             else:
                 run_dir = Path(run_dir).expanduser()
-                run_dir.mkdir(parents=True, exist_ok=True)
+                with _folder_error("--run-dir", run_dir):
+                    run_dir.mkdir(parents=True, exist_ok=True)
             if not locked:  # a new folder: locked once made
                 locks.enter_context(_sole_writer(run_dir))
             echo(f"Run folder: {run_dir}")
@@ -392,6 +397,16 @@ def _run(
             close_vec_env(vec_env)
         if wandb_run is not None:
             wandb_run.finish(exit_code=0 if finished else 1)
+
+
+@contextlib.contextmanager
+def _folder_error(key: str, folder: str | Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:  # e.g. under /proc, /dev/null, read-only, no space
+        raise ConfigError(
+            f"{key}: cannot make a run folder in {str(folder)!r} ({_one_line(error)})"
+        ) from None
 
 
 @contextlib.contextmanager
