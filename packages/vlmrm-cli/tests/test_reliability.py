@@ -173,7 +173,7 @@ class _RunsCode:
         return (Path.touch, (self.marker,))
 
 
-@pytest.mark.parametrize("tampered", ["model", "replay buffer"])
+@pytest.mark.parametrize("tampered", ["model", "policy.pth", "replay buffer"])
 def test_resume_refuses_a_checkpoint_that_would_run_code(
     tampered: str, make_config, write_config, tmp_path: Path
 ) -> None:
@@ -202,6 +202,20 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(
             for name, content in entries.items():
                 archive.writestr(name, content)
         culprit = checkpoint
+    elif tampered == "policy.pth":
+        import io
+
+        import torch
+
+        with zipfile.ZipFile(checkpoint) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        tampered_weights = io.BytesIO()
+        torch.save({"weights": _RunsCode(marker)}, tampered_weights)
+        entries["policy.pth"] = tampered_weights.getvalue()
+        with zipfile.ZipFile(checkpoint, "w") as archive:
+            for name, content in entries.items():
+                archive.writestr(name, content)
+        culprit = checkpoint
     else:
         culprit = run_dir / "checkpoints" / f"replay_buffer_step_{steps:010d}.pkl"
         culprit.write_bytes(payload)
@@ -210,6 +224,8 @@ def test_resume_refuses_a_checkpoint_that_would_run_code(
     assert result.exit_code == 2, result.output
     (line,) = result.stderr.strip().splitlines()[-1:]
     assert line.startswith(f"Error: {culprit}: not loaded, since loading it could run code"), line
+    if tampered == "policy.pth":
+        assert "(policy.pth: refused by torch's weights-only loader" in line, line
     assert "Traceback" not in result.output
     assert not marker.exists()
 
