@@ -262,3 +262,70 @@ def test_one_run_folder_has_one_writer(make_config, write_config, tmp_path: Path
     )
     assert resumed.exit_code == 0, resumed.output
     assert latest_checkpoint(run_dir / "checkpoints")[1] == steps + 20
+
+
+def _without_num_timesteps(path: Path) -> None:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(entries["data"])
+    del data["num_timesteps"]
+    entries["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+
+
+DAMAGES = {
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "empty": lambda path: path.write_bytes(b""),
+    "garbage": lambda path: path.write_bytes(random.Random(0).randbytes(5000)),
+    "missing keys": _without_num_timesteps,
+}
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_good_one(
+    make_config, write_config, tmp_path: Path
+) -> None:
+    """Each damage in turn, on a copy of a finished run: the resume warns in one line, sets the damaged
+    file aside, continues from the checkpoint before it and removes temporary files a kill -9 left."""
+    import shutil
+
+    from click.testing import CliRunner
+    from vlmrm_cli.cli import main
+
+    pristine = tmp_path / "pristine"
+    config = write_config(
+        make_config(
+            rl={"n_steps": 60, "learning_starts": 10, "train_freq": 10},
+            logging={"checkpoint_freq": 20, "video_freq": None},
+        )
+    )
+    first = CliRunner().invoke(main, ["train", str(config), "--run-dir", str(pristine), "--no-progress"])
+    assert first.exit_code == 0, first.output
+    for damage, apply in DAMAGES.items():
+        run_dir = tmp_path / damage.replace(" ", "-")
+        shutil.copytree(pristine, run_dir)
+        checkpoints = run_dir / "checkpoints"
+        damaged, steps = latest_checkpoint(checkpoints)
+        assert steps == 60
+        apply(damaged)
+        left_by_kill_9 = [checkpoints / ".step_0000000080.zip.abc123.tmp", run_dir / ".config.yaml.x1y2.tmp"]
+        for path in left_by_kill_9:
+            path.write_bytes(b"half")
+        result = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--no-progress"])
+        assert result.exit_code == 0, (damage, result.output)
+        warnings = [line for line in result.stderr.splitlines() if " is damaged " in line]
+        assert len(warnings) == 1 and str(damaged) in warnings[0], (damage, result.stderr)
+        assert "Resuming" in result.stderr and "from step_0000000040.zip at step 40 of 60" in result.stderr
+        assert latest_checkpoint(checkpoints)[1] == 60
+        assert _steps_of_loaded(latest_checkpoint(checkpoints)[0]) == 60
+        assert not [path for path in left_by_kill_9 if path.exists()], damage
+
+
+def _steps_of_loaded(path: Path) -> int:
+    from vlmrm_sb3 import DQN
+
+    return DQN.load(path, device="cpu").num_timesteps

@@ -34,7 +34,14 @@ from vlmrm_cli.callbacks import (
     StopCallback,
     VideoCallback,
 )
-from vlmrm_cli.checkpoints import atomic_write, latest_checkpoint, replay_buffer_path, save_checkpoint
+from vlmrm_cli.checkpoints import (
+    atomic_write,
+    latest_checkpoint,
+    latest_good_checkpoint,
+    remove_temporary_files,
+    replay_buffer_path,
+    save_checkpoint,
+)
 from vlmrm_cli.config import (
     ALGORITHM_ARGUMENTS,
     Config,
@@ -229,6 +236,7 @@ def _start(
     locked = existing is not None and Path(existing).expanduser().is_dir()
     if locked:
         locks.enter_context(_sole_writer(Path(existing).expanduser()))
+        remove_temporary_files(Path(existing).expanduser())  # left by a kill -9; no one else writes here
     if run_dir is not None and latest_checkpoint(Path(run_dir) / "checkpoints") is not None:
         resume_dir = Path(run_dir)
         config = resolve(config)  # the saved config is resolved too
@@ -241,7 +249,7 @@ def _start(
     else:
         config = resolve(config)
     if resume_dir is not None:
-        found = latest_checkpoint(resume_dir / "checkpoints")
+        found = latest_good_checkpoint(resume_dir / "checkpoints", echo)
         if found is None:
             raise ConfigError(f"{resume_dir}: no checkpoint in {resume_dir / 'checkpoints'} to resume from")
         checkpoint, steps = found
