@@ -205,3 +205,61 @@ def test_signal_during_a_video_stops_it_at_once(make_config, write_config, tmp_p
     assert "Traceback" not in stderr, stderr
     assert "SIGTERM received" in stderr and "Stopped at step" in stderr, stderr
     assert int(count_file.read_text()) < 10 < MAX_VIDEO_STEPS  # not the whole episode
+
+
+# An env whose worker process stops itself (SIGSTOP: hung, not dead) at a given step, after
+# leaving a mark; the main process then waits on it for ever, unless the stop gives up.
+HANGING_ENV = """
+import multiprocessing
+import os
+import pathlib
+import signal
+
+import gymnasium as gym
+from vlmrm_envs.classic_control import CartPoleEnv
+
+
+class HangingCartPole(CartPoleEnv):
+    def __init__(self, mark: str = "", hang_at_step: int = 30, **kwargs):
+        super().__init__(**kwargs)
+        self.mark, self.hang_at_step, self.steps = mark, hang_at_step, 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.hang_at_step and multiprocessing.parent_process() is not None:
+            pathlib.Path(self.mark).touch()
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return super().step(action)
+
+
+gym.register("Hanging-v0", entry_point=HangingCartPole, max_episode_steps=50)
+"""
+
+
+def test_sigterm_with_a_hung_env_worker_still_saves_and_exits(
+    make_config, write_config, tmp_path: Path
+) -> None:
+    (tmp_path / "hanging_env.py").write_text(HANGING_ENV)
+    mark = tmp_path / "hung"
+    config = make_config(
+        env_name="hanging_env:Hanging-v0",
+        env_kwargs={"mark": str(mark), "hang_at_step": 80},
+        rl={"n_steps": 100_000, "vec_env": "subproc", "n_envs_per_worker": 2, "episode_length": None},
+        logging={"checkpoint_freq": 50, "video_freq": None},
+    )
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    process = start_training(write_config(config), PYTHONPATH=pythonpath, VLMRM_STOP_TIMEOUT="2")
+    try:
+        _wait_until(mark.exists, process, "an env worker hung")
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        kill_process_group(process)
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "did not end within 2 s of the signal" in stderr, stderr
+    (run_dir,) = Path(config["base_path"]).iterdir()
+    path, steps = latest_checkpoint(run_dir / "checkpoints")
+    assert f"Stopped at step {steps}: checkpoint {path}" in stderr, stderr
+    _assert_all_gone(descendants)

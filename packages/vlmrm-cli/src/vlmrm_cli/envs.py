@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
+import time
+from pathlib import Path
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
@@ -102,6 +105,23 @@ def make_vec_env(config: Config) -> VecEnv:
     return DummyVecEnv(factories)
 
 
+def _exists(pid: int | None) -> bool:
+    """Whether process ``pid`` is still there, and not an ended zombie waiting to be reaped."""
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone (or no /proc: ask the kernel)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return Path("/proc").is_dir() is False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def close_vec_env(vec_env: VecEnv) -> None:
     """Close the envs and make sure every worker process is gone, dead or hung ones included.
 
@@ -117,10 +137,16 @@ def close_vec_env(vec_env: VecEnv) -> None:
     for remote in vec_env.remotes:
         with contextlib.suppress(*WORKER_DIED, OSError):
             remote.send(("close", None))
+    deadline = time.monotonic() + CLOSE_TIMEOUT_S
     for process in vec_env.processes:
-        process.join(CLOSE_TIMEOUT_S)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        process.join(max(0.0, deadline - time.monotonic()))
+        # Asked by pid too: a forkserver killed by a signal to the process group reports its
+        # children as ended (it can no longer tell), while a hung one may still be there.
+        while _exists(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process.is_alive() or _exists(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.join(1.0)
     for remote in vec_env.remotes:
         remote.close()

@@ -53,7 +53,7 @@ from vlmrm_cli.config import (
 )
 from vlmrm_cli.envs import WORKER_DIED, EnvWorkerDied, close_vec_env, make_env, make_vec_env, probe_env
 from vlmrm_cli.fits import check_fits
-from vlmrm_cli.signals import SignalStop
+from vlmrm_cli.signals import SignalStop, StepTimedOut
 from vlmrm_cli.tracking import init_wandb, make_logger
 
 __all__ = ["RunResult", "make_run_dir", "resolve", "train"]
@@ -380,6 +380,9 @@ def _run(
             raise EnvWorkerDied(
                 f"an env worker process died at step {model.num_timesteps} (its error is printed above); {then}"
             ) from error
+        except StepTimedOut as error:  # a hung env worker: checkpoint what the run has, then stop
+            echo(f"{error}: stopping without it (an env worker may hang)")
+        stop.training_ended()
         if stop.requested:
             if model.num_timesteps > start_steps:
                 path = save_checkpoint(model, checkpoints, replay_buffer=replay_buffer)
