@@ -329,3 +329,37 @@ def _steps_of_loaded(path: Path) -> int:
     from vlmrm_sb3 import DQN
 
     return DQN.load(path, device="cpu").num_timesteps
+
+
+def test_run_dir_continues_on_a_machine_with_another_gpu_count(
+    make_config, write_config, tmp_path: Path
+) -> None:
+    """rl.n_workers, unset, is resolved from the machine's GPUs; a Job restarted on a node with
+    another count runs the same command and continues with the run's own number of envs. (The first
+    run's machine is played by setting the count it would have resolved.)"""
+    from click.testing import CliRunner
+    from vlmrm_cli.cli import main
+
+    run_dir = tmp_path / "job"
+    config = make_config(rl={"n_steps": 40}, logging={"checkpoint_freq": 20, "video_freq": None})
+    assert "n_workers" not in config["rl"]
+    first = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(write_config(config)),
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            "rl.n_workers=2",
+            "--no-progress",
+        ],
+    )
+    assert first.exit_code == 0, first.output
+    config["rl"]["n_steps"] = 80
+    again = CliRunner().invoke(
+        main, ["train", str(write_config(config)), "--run-dir", str(run_dir), "--no-progress"]
+    )
+    assert again.exit_code == 0, again.output
+    assert "from step_0000000040.zip at step 40 of 80" in again.stderr
+    assert latest_checkpoint(run_dir / "checkpoints")[1] == 80

@@ -239,8 +239,13 @@ def _start(
         remove_temporary_files(Path(existing).expanduser())  # left by a kill -9; no one else writes here
     if run_dir is not None and latest_checkpoint(Path(run_dir) / "checkpoints") is not None:
         resume_dir = Path(run_dir)
+        saved = load_config(str(resume_dir / CONFIG_FILE))
+        if config.rl.n_workers is None:  # resolved from this machine's GPUs: the run keeps its own
+            config = config.model_copy(
+                update={"rl": config.rl.model_copy(update={"n_workers": saved.rl.n_workers})}
+            )
         config = resolve(config)  # the saved config is resolved too
-        _check_resume_changes(load_config(str(resume_dir / CONFIG_FILE)), config)
+        _check_resume_changes(saved, config)
     elif resume_dir is not None:
         resume_dir = Path(resume_dir)
         saved = load_config(str(resume_dir / CONFIG_FILE))
