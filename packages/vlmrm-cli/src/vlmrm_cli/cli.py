@@ -321,32 +321,38 @@ def fps(
         raise click.UsageError(str(error)) from None
     except Exception as error:  # gymnasium's NameNotFound and friends
         raise click.UsageError(f"--env {env_id!r}: {error}") from None
+    # The reward model before the first frame: importing what it needs (torchvision, triton) after
+    # MuJoCo's first EGL render crashes the process on Mesa's EGL (segmentation fault).
     try:
-        env.action_space.seed(0)
-        env.reset(seed=0)
-        env.step(env.action_space.sample())  # the first frame creates the GL context
-        frames = []
-        began = time.perf_counter()
-        for _ in range(steps):
-            _, _, terminated, truncated, info = env.step(env.action_space.sample())
-            frames.append(np.array(info["frame"]))
-            if terminated or truncated:
-                env.reset()
-        render_seconds = time.perf_counter() - began
-        size = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
-    finally:
+        reward_model = _load_reward_model(
+            model,
+            target_prompts=["a robot"],
+            backend=backend,
+            devices=list(devices) or None,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+        )
+    except BaseException:
         env.close()
-    click.echo(f"env     {env_id} at {size}: {steps / render_seconds:9.1f} steps/s (physics + rendering)")
-
-    reward_model = _load_reward_model(
-        model,
-        target_prompts=["a robot"],
-        backend=backend,
-        devices=list(devices) or None,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-    )
+        raise
     try:
+        try:
+            env.action_space.seed(0)
+            env.reset(seed=0)
+            env.step(env.action_space.sample())  # the first frame creates the GL context
+            frames = []
+            began = time.perf_counter()
+            for _ in range(steps):
+                _, _, terminated, truncated, info = env.step(env.action_space.sample())
+                frames.append(np.array(info["frame"]))
+                if terminated or truncated:
+                    env.reset()
+            render_seconds = time.perf_counter() - began
+            size = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
+        finally:
+            env.close()
+        click.echo(f"env     {env_id} at {size}: {steps / render_seconds:9.1f} steps/s (physics + rendering)")
+
         batch = np.stack(frames)
         reward_model(batch[: min(len(batch), batch_size)])  # warm-up: kernels, autotuning
         began = time.perf_counter()
