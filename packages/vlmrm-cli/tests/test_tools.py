@@ -212,3 +212,25 @@ def test_fps_with_the_humanoid_default_does_not_crash(tiny_model_spec: str) -> N
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "vlmrm/Humanoid-v0 at 32x32" in result.stdout and "frames/s" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["osmesa", "glfw"])
+def test_a_render_backend_that_cannot_work_here_is_one_line(backend: str, tiny_model_spec: str) -> None:
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    if backend == "osmesa" and ctypes.util.find_library("OSMesa"):
+        pytest.skip("libOSMesa is installed here")
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "vlmrm_cli", "fps", "--model", tiny_model_spec, "--steps", "2"],
+        capture_output=True, text=True, timeout=300, env={**environment, "MUJOCO_GL": backend},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and f"MUJOCO_GL={backend} needs" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 4, result.stderr

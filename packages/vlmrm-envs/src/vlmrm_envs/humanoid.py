@@ -17,13 +17,16 @@ from vlmrm_envs.rendering import (
     EGL_INSTALL_HINT,
     assign_render_device,
     check_mujoco_gl,
+    check_mujoco_gl_can_render,
     check_renderer,
     nvidia_gpu_visible,
     render_report,
 )
 
-# A bad MUJOCO_GL makes `import mujoco` raise a terse error of its own; explain it first.
+# A bad MUJOCO_GL makes `import mujoco` raise a terse error of its own; explain it first. So does a
+# backend that cannot work here (OSMesa missing, glfw without a display).
 check_mujoco_gl()
+check_mujoco_gl_can_render()
 
 import mujoco  # noqa: E402
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv as GymnasiumHumanoidEnv  # noqa: E402
@@ -118,6 +121,7 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
                 raise ValueError(f"{name} must be a positive integer (pixels), got {value!r}")
         camera_config = {**PAPER_CAMERA, **_check_camera(camera)}
         check_mujoco_gl()
+        check_mujoco_gl_can_render()
         self.textured = textured
         self.render_device = assign_render_device(render_device)
         self.render_info: dict[str, Any] | None = None
