@@ -363,3 +363,43 @@ def test_run_dir_continues_on_a_machine_with_another_gpu_count(
     assert again.exit_code == 0, again.output
     assert "from step_0000000040.zip at step 40 of 80" in again.stderr
     assert latest_checkpoint(run_dir / "checkpoints")[1] == 80
+
+
+def test_a_dead_wandb_service_degrades_tracking_and_training_goes_on(
+    make_config, write_config, tmp_path: Path
+) -> None:
+    config = make_config(
+        rl={"n_steps": 2_000, "n_envs_per_worker": 2},
+        logging={"checkpoint_freq": 100, "video_freq": None, "tensorboard_freq": 50},
+        wandb={"mode": "offline"},
+    )
+    process = start_training(write_config(config))
+    try:
+        deadline = time.monotonic() + 180
+
+        def wandb_service() -> list[psutil.Process]:
+            found = []
+            for child in psutil.Process(process.pid).children(recursive=True):
+                try:
+                    if "wandb" in " ".join(child.cmdline()):
+                        found.append(child)
+                except psutil.NoSuchProcess:
+                    pass
+            return found
+
+        while not (services := wandb_service()) or not list(
+            Path(config["base_path"]).glob("*/checkpoints/*.zip")
+        ):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no wandb service or no checkpoint"
+            time.sleep(0.1)
+        for service in services:
+            service.kill()
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        kill_process_group(process)
+    assert process.returncode == 0, stderr
+    assert stderr.count("wandb stopped working") == 1, stderr
+    assert "env worker" not in stderr and "Traceback" not in stderr, stderr
+    (run_dir,) = Path(config["base_path"]).iterdir()
+    assert (run_dir / "final_model.zip").is_file()

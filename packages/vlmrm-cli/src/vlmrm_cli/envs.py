@@ -18,6 +18,7 @@ from vlmrm_cli.config import Config
 __all__ = [
     "WORKER_DIED",
     "EnvWorkerDied",
+    "a_worker_died",
     "close_vec_env",
     "episode_length_of",
     "make_env",
@@ -120,6 +121,20 @@ def _exists(pid: int | None) -> bool:
             return True
         return Path("/proc").is_dir() is False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def a_worker_died(vec_env: VecEnv, wait_s: float = 5.0) -> bool:
+    """Whether a worker process of ``vec_env`` has ended, waiting up to ``wait_s`` for one that is
+    ending (its pipe closes a moment before it is gone); False for envs in this process."""
+    if not isinstance(vec_env, SubprocVecEnv):
+        return False
+    deadline = time.monotonic() + wait_s
+    while True:
+        if any(not _exists(process.pid) for process in vec_env.processes):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def close_vec_env(vec_env: VecEnv) -> None:

@@ -51,7 +51,15 @@ from vlmrm_cli.config import (
     load_config,
     resolve_config,
 )
-from vlmrm_cli.envs import WORKER_DIED, EnvWorkerDied, close_vec_env, make_env, make_vec_env, probe_env
+from vlmrm_cli.envs import (
+    WORKER_DIED,
+    EnvWorkerDied,
+    a_worker_died,
+    close_vec_env,
+    make_env,
+    make_vec_env,
+    probe_env,
+)
 from vlmrm_cli.fits import check_fits
 from vlmrm_cli.signals import SignalStop, StepTimedOut
 from vlmrm_cli.tracking import init_wandb, make_logger
@@ -376,6 +384,8 @@ def _run(
                 reset_num_timesteps=not resume,
             )
         except WORKER_DIED as error:
+            if not a_worker_died(vec_env):  # a broken pipe elsewhere: its own error is the cause
+                raise
             latest = latest_checkpoint(checkpoints)
             then = (
                 f"continue from step {latest[1]} with `vlmrm train --resume {run_dir}`"
