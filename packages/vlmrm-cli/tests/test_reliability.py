@@ -324,6 +324,18 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_newest_good_one(
         assert _steps_of_loaded(latest_checkpoint(checkpoints)[0]) == 60
         assert not [path for path in left_by_kill_9 if path.exists()], damage
 
+    # A damaged replay buffer: the run resumes from its checkpoint with an empty buffer.
+    run_dir = tmp_path / "damaged-buffer"
+    shutil.copytree(pristine, run_dir)
+    buffer = run_dir / "checkpoints" / "replay_buffer_step_0000000060.pkl"
+    DAMAGES["truncated"](buffer)
+    result = CliRunner().invoke(
+        main, ["train", "--resume", str(run_dir), "--set", "rl.n_steps=80", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Warning: {buffer} is damaged (" in result.stderr and "starts empty" in result.stderr
+    assert latest_checkpoint(run_dir / "checkpoints")[1] == 80
+
 
 def _steps_of_loaded(path: Path) -> int:
     from vlmrm_sb3 import DQN

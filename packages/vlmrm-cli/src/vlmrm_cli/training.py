@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import pickle
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -331,7 +332,14 @@ def _run(
                 )
             if buffer.is_file():
                 with _refused_if_unsafe(buffer):
-                    model.load_replay_buffer(buffer)
+                    try:
+                        model.load_replay_buffer(buffer)
+                    except UnsafePickleError:
+                        raise
+                    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as error:
+                        echo(
+                            f"Warning: {buffer} is damaged ({_one_line(error)}): the replay buffer starts empty"
+                        )
             else:
                 echo(f"No replay buffer saved with {path.name}: the replay buffer starts empty")
             model.async_reward = config.rl.async_reward
