@@ -98,7 +98,9 @@ def start_training(config_path: Path, *args: str, **environment: str) -> subproc
 
 
 def kill_process_group(process: subprocess.Popen) -> None:
-    """SIGKILL the process and everything in its group, if it is still running."""
-    if process.poll() is None:
+    """SIGKILL the process and everything left in its group (workers may outlive it)."""
+    try:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    except ProcessLookupError:  # the group is empty
+        pass
+    process.wait()

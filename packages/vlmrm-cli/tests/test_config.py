@@ -136,6 +136,21 @@ BAD_OVERRIDES = [
     ("reward.devices=[tpu:0]", "reward.devices: 'tpu:0' is not a torch device"),
     ("reward.devices=[cuda:99]", "reward.devices: device 'cuda:99' is not available"),
     ("reward.backend=nope", "reward: "),
+    # Accepted by the schema, but would not train here:
+    ("rl.learning_rate=.inf", "rl.learning_rate: Input should be a finite number"),
+    ("wandb.project=a/b", "wandb.project: a wandb project name cannot contain /"),
+    ("rl.device=foo", "rl.device: 'foo' is not a torch device"),
+    ("rl.device=cuda:99", "rl.device: device 'cuda:99' is not available"),
+    ("rl.policy_name=CnnPolicy", "rl.policy_name: CnnPolicy needs image observations, but vlmrm/CartPole-v0 has Box("),
+    ("rl.policy_kwargs={foo: 1}", "rl.policy_kwargs.foo: DQNPolicy takes no such argument"),
+    ("rl.policy_kwargs={net_arch: 64}", "rl.policy_kwargs.net_arch: should be a list of layer sizes"),
+    ("base_path=/proc/vlmrm-runs", "base_path: cannot make a run folder in '/proc/vlmrm-runs'"),
+    ("base_path=/dev/null", "base_path: cannot make a run folder in '/dev/null'"),
+    # More memory than any machine has; the message names the estimate and the machine's memory:
+    ("rl.buffer_size=100000000000", "rl.buffer_size: the run would need about 5200.0 GB of memory (rl.buffer_size 5200.0 GB"),
+    ("rl.policy_kwargs={net_arch: [1000000, 1000000]}", "rl.policy_kwargs.net_arch: the run would need about"),
+    ("rl.batch_size=100000000000", "rl.batch_size: the run would need about"),
+    ("render.width=10000000", "render.width: the run would need about"),
 ]  # fmt: skip
 
 
@@ -154,6 +169,12 @@ def test_bad_config_exits_2_with_one_line_naming_the_key(
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing started
 
 
+# Nine levels of nine aliases each: 9**9 (387 million) strings once expanded, from 400 bytes.
+BILLION_LAUGHS = (
+    "env_name: CartPole-v1\nrl:\n  policy_kwargs:\n    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"    l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 9)}]\n" for level in range(1, 9))
+)
+
 MALFORMED_YAML = [
     ("env_name: CartPole-v1\nrl:\n  n_steps: 10\n   bad: 1\n", "line 4, column 7: malformed YAML: mapping values are not allowed here"),
     ("env_name: CartPole-v1\nrl: {n_steps: 10\n", "line 3, column 1: malformed YAML"),
@@ -161,6 +182,10 @@ MALFORMED_YAML = [
     ("- a\n- b\n", "a config must be a YAML mapping of keys, got list"),
     ("# nothing\n", "the config is empty"),
     ("env_name: CartPole-v1\nrl: !!python/object:os.system {}\n", "malformed YAML"),  # safe loading only
+    (BILLION_LAUGHS, "malformed YAML: expands to more than 100000 values (YAML aliases)"),
+    ("env_name: CartPole-v1\nrl: " + "[" * 400 + "]" * 400 + "\n", "malformed YAML: nested deeper than 50 levels"),
+    ("env_name: CartPole-v1\n? [a, b]\n: 1\n", "line 2, column 3: malformed YAML: a key must be a plain name"),
+    ("env_name: CartPole-v1\nrl: {{a: b}: 1}\n", "malformed YAML: a key must be a plain name, not a list or a mapping"),
 ]  # fmt: skip
 
 
@@ -212,3 +237,69 @@ def test_train_needs_exactly_one_of_config_and_resume(tmp_path) -> None:
     assert result.exit_code == 2 and "missing CONFIG" in result.stderr
     result = CliRunner().invoke(main, ["train", "x.yaml", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "not both" in result.stderr
+
+
+# A module that registers an env and leaves a mark when it is imported.
+MARKING_MODULE = """
+import pathlib
+
+import gymnasium as gym
+
+pathlib.Path({marker!r}).touch()
+gym.register("Marked-v0", entry_point="vlmrm_envs.classic_control:CartPoleEnv", max_episode_steps=40)
+"""
+
+
+def test_config_show_and_validation_import_nothing_a_config_names(
+    write_config, make_config, tmp_path, monkeypatch
+) -> None:
+    """An installed module named by env_name is imported only when training starts: `config show`
+    prints the config unresolved; a `__main__` or standard-library module is refused unrun."""
+    installed = tmp_path / "site"
+    installed.mkdir()
+    marker = tmp_path / "imported"
+    (installed / "marking_env.py").write_text(MARKING_MODULE.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(str(installed))
+
+    shown = CliRunner().invoke(
+        main, ["config", "show", str(write_config(make_config(env_name="marking_env:Marked-v0")))]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert yaml.safe_load(shown.stdout)["env_name"] == "marking_env:Marked-v0"
+    assert "not imported by config show" in shown.stderr
+    assert not marker.exists()
+
+    for env_name, message in [
+        ("venv.__main__:CartPole-v1", "env_name: a config may not name a __main__ module ('venv.__main__')"),
+        ("antigravity:CartPole-v1", "env_name: 'antigravity' is in Python's standard library"),
+        ("no_such_module:CartPole-v1", "env_name: no installed module 'no_such_module'"),
+        ("marking_env.sub:Marked-v0", "env_name: no installed module 'marking_env.sub'"),
+    ]:
+        config = write_config(make_config(env_name=env_name))
+        for command in (["config", "show", str(config)], ["train", str(config), "--no-progress"]):
+            result = CliRunner().invoke(main, command)
+            assert result.exit_code == 2, result.output
+            (line,) = result.stderr.strip().splitlines()
+            assert line.startswith("Error: ") and message in line, line
+    assert not marker.exists()
+
+
+def test_python_m_does_not_import_from_the_working_directory(write_config, make_config, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "imported"
+    (tmp_path / "evil.py").write_text(MARKING_MODULE.format(marker=str(marker)))
+    config = write_config(make_config(env_name="evil:Marked-v0"))
+    result = subprocess.run(
+        [sys.executable, "-m", "vlmrm_cli", "config", "show", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={key: value for key, value in os.environ.items() if key != "PYTHONSAFEPATH"},
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "env_name: no installed module 'evil'" in result.stderr
+    assert not marker.exists()

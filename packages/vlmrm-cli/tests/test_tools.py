@@ -195,3 +195,42 @@ def test_fps_reports_render_and_reward_throughput(tiny_model_spec: str) -> None:
 def test_fps_bad_env() -> None:
     result = CliRunner().invoke(main, ["fps", "--env", "NoSuchEnv-v0", "--steps", "1"])
     assert result.exit_code == 2 and "NoSuchEnv-v0" in result.stderr
+
+
+def test_fps_with_the_humanoid_default_does_not_crash(tiny_model_spec: str) -> None:
+    """MuJoCo's EGL rendering, then the reward model, in one process of its own (a crash there is a
+    segmentation fault, which would end the test session itself)."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "vlmrm_cli", "fps", "--model", tiny_model_spec, "--steps", "3",
+         "--width", "32", "--height", "32", "--batch-size", "4", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "vlmrm/Humanoid-v0 at 32x32" in result.stdout and "frames/s" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["osmesa", "glfw"])
+def test_a_render_backend_that_cannot_work_here_is_one_line(backend: str, tiny_model_spec: str) -> None:
+    import ctypes.util
+    import os
+    import subprocess
+    import sys
+
+    if backend == "osmesa" and ctypes.util.find_library("OSMesa"):
+        pytest.skip("libOSMesa is installed here")
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY")
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "vlmrm_cli", "fps", "--model", tiny_model_spec, "--steps", "2"],
+        capture_output=True, text=True, timeout=300, env={**environment, "MUJOCO_GL": backend},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and f"MUJOCO_GL={backend} needs" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) <= 4, result.stderr

@@ -91,3 +91,22 @@ def test_weights_that_cannot_be_downloaded_say_how_to_get_them(monkeypatch, tmp_
         load_reward_model(
             "ViT-B-32/laion2b_s34b_b79k", target_prompts=["x"], device="cpu", cache_dir=str(tmp_path)
         )
+
+
+def test_a_hub_model_without_a_hub_fails_at_once_in_one_short_line(monkeypatch, tmp_path):
+    """No hub (nothing listens at its address): one connection attempt, then the cache only; the
+    message says so and gives the offline recipe, without the hub client's retries and text."""
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(RuntimeError) as error:
+        load_reward_model(
+            "ViT-B-32/laion2b_s34b_b79k", target_prompts=["x"], device="cpu", cache_dir=str(tmp_path)
+        )
+    message = str(error.value)
+    assert message.startswith(
+        "could not get the weights of 'ViT-B-32/laion2b_s34b_b79k' (the model hub http://127.0.0.1:9 "
+        "cannot be reached and they are not in the cache). On a machine with internet, run"
+    ), message
+    assert "\n" not in message and len(message) < 400 + 2 * len(str(tmp_path)), message

@@ -111,3 +111,51 @@ def test_paths_without_their_suffix_load_as_sb3_finds_them(tmp_path) -> None:
     loaded = SAC.load(tmp_path / "run.v1", env=env, reward_model=reward_in_frame, device="cpu")
     loaded.load_replay_buffer(tmp_path / "run.v1")
     assert loaded.replay_buffer.size() == model.replay_buffer.size() == 20
+
+
+def test_a_policy_pth_that_would_run_code_is_refused_unrun_naming_it(tmp_path) -> None:
+    import io
+
+    import torch
+
+    env = _env(discrete=False)
+    SAC("MlpPolicy", env, reward_model=reward_in_frame, seed=0).save(tmp_path / "model.zip")
+    marker = tmp_path / "code-ran"
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    tampered = io.BytesIO()
+    torch.save({"weights": _RunsCode(marker)}, tampered)
+    entries["policy.pth"] = tampered.getvalue()
+    with zipfile.ZipFile(tmp_path / "model.zip", "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+
+    with pytest.raises(UnsafePickleError, match=r"^policy.pth: refused by torch's weights-only loader"):
+        SAC.load(tmp_path / "model.zip", reward_model=reward_in_frame)
+    assert not marker.exists()
+
+
+class _Allocates:
+    """Names only allowed callables, but asks one of them for gigabytes."""
+
+    def __init__(self, function, *args) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return (self.function, self.args)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _Allocates(bytearray, 300_000_000),  # 300 MB here; a file may ask for any size
+        _Allocates(
+            np.zeros(1).__reduce__()[0], np.ndarray, (10**11,), b"b"
+        ),  # numpy's _reconstruct  # 100 GB
+    ],
+    ids=["bytearray", "numpy-reconstruct"],
+)
+def test_a_pickle_that_would_allocate_gigabytes_is_refused_before_allocating(payload, tmp_path) -> None:
+    (tmp_path / "buffer.pkl").write_bytes(pickle.dumps({"buffer": payload}, protocol=4))
+    with pytest.raises(UnsafePickleError, match=r"refused .*: would allocate"):
+        load_pickle(tmp_path / "buffer.pkl")

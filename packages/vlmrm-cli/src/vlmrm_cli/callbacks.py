@@ -7,12 +7,10 @@ whenever the count passes a multiple of its frequency.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import gymnasium as gym
@@ -21,6 +19,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from vlmrm_cli.checkpoints import save_checkpoint
 from vlmrm_cli.evaluation import Episode, run_episodes, summarise
+from vlmrm_cli.signals import SignalStop
 from vlmrm_cli.tracking import STEP_METRIC
 from vlmrm_cli.video import write_reward_video
 
@@ -29,46 +28,9 @@ __all__ = [
     "EvalCallback",
     "LogCallback",
     "ProgressCallback",
-    "SignalStop",
     "StopCallback",
     "VideoCallback",
 ]
-
-
-class SignalStop:
-    """While active, SIGINT and SIGTERM ask the run to stop at its next step; a second one aborts.
-
-    Use as a context manager in the main thread. ``signum`` is the first signal received.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> SignalStop:
-        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt  # asked twice: stop now, without a checkpoint
-        self.signum = signum
-        name = signal.Signals(signum).name
-        print(
-            f"\n{name} received: stopping after this step and saving a checkpoint (again to abort)",
-            file=sys.stderr,
-        )
-
-    @property
-    def exit_code(self) -> int:
-        """128 + the signal number (130 for SIGINT, 143 for SIGTERM), as shells report it; 0 if none."""
-        return 0 if self.signum is None else 128 + self.signum
 
 
 class StopCallback(BaseCallback):
@@ -85,7 +47,7 @@ class StopCallback(BaseCallback):
         self.total_steps = total_steps
 
     def _on_step(self) -> bool:
-        return self.stop.signum is None and self.num_timesteps < self.total_steps
+        return not self.stop.requested and self.num_timesteps < self.total_steps
 
 
 class _Periodic(BaseCallback):
@@ -151,8 +113,10 @@ class _EpisodeCallback(_Periodic):
         *,
         seed: int,
         batch_size: int = 256,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(freq)
+        self.stopping = stopping
         self.make_env = make_env
         self.reward_model = reward_model
         self.seed = seed
@@ -171,6 +135,7 @@ class _EpisodeCallback(_Periodic):
             seed=self.seed,
             batch_size=self.batch_size,
             film=film,
+            stopping=self.stopping,
         )
 
     def _on_training_end(self) -> None:
@@ -183,8 +148,8 @@ class VideoCallback(_EpisodeCallback):
     """Every ``freq`` steps, films one episode of the current policy with its CLIP rewards.
 
     The episode runs in an env of its own (``make_env()``, reward deferred), with deterministic
-    actions; its frames are scored and written to ``folder/step_<steps>.mp4`` with the per-step
-    reward plotted beside them.
+    actions; its frames are scored in one batch and written to ``folder/step_<steps>.mp4`` with
+    the per-step reward plotted beside them. Once ``stopping()`` is true, the episode is dropped.
     """
 
     def __init__(
@@ -197,14 +162,18 @@ class VideoCallback(_EpisodeCallback):
         fps: int,
         seed: int,
         wandb_run: Any | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
-        super().__init__(freq, make_env, reward_model, seed=seed)
+        super().__init__(freq, make_env, reward_model, seed=seed, stopping=stopping)
         self.folder = folder
         self.fps = fps
         self.wandb_run = wandb_run
 
     def _on_event(self) -> None:
-        (episode,) = self._run_episodes(1, film=1)
+        episodes = self._run_episodes(1, film=1)
+        if not episodes:  # a signal: the run stops now, this video is not finished
+            return
+        (episode,) = episodes
         path = write_reward_video(
             self.folder / f"step_{self.num_timesteps:010d}.mp4",
             np.stack(episode.frames),

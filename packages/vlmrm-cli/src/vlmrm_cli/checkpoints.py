@@ -9,9 +9,11 @@ file or the complete new one. The model is written last: its presence marks a wh
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -21,9 +23,12 @@ __all__ = [
     "FINAL_MODEL",
     "atomic_write",
     "checkpoint_path",
+    "checkpoint_problem",
     "checkpoint_steps",
     "latest_checkpoint",
+    "latest_good_checkpoint",
     "list_checkpoints",
+    "remove_temporary_files",
     "replay_buffer_path",
     "save_checkpoint",
 ]
@@ -32,6 +37,9 @@ CONFIG_FILE = "config.yaml"
 """The run's resolved config, in the run folder."""
 FINAL_MODEL = "final_model.zip"
 """The model at the end of training, in the run folder."""
+# What a stable-baselines3 model zip must hold to be loaded.
+_REQUIRED_ENTRIES = ("data", "policy.pth")
+_REQUIRED_DATA = ("policy_class", "num_timesteps", "observation_space", "action_space")
 
 _CHECKPOINT = re.compile(r"^step_(\d+)\.zip$")
 
@@ -110,3 +118,50 @@ def latest_checkpoint(folder: str | Path) -> tuple[Path, int] | None:
     """The checkpoint with the most steps in ``folder`` and its step count, or None."""
     found = list_checkpoints(folder)
     return found[-1] if found else None
+
+
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why the model zip at ``path`` cannot be loaded (truncated, empty, not a zip, entries or keys
+    missing, a checksum that does not match), or None when it looks whole. Nothing in it is unpickled."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            missing = [name for name in _REQUIRED_ENTRIES if name not in archive.namelist()]
+            if missing:
+                return f"no {', '.join(missing)} in the zip"
+            broken = archive.testzip()
+            if broken is not None:
+                return f"{broken} does not match its checksum"
+            data = json.loads(archive.read("data"))
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, EOFError) as error:
+        return " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(data, dict):
+        return "its data is not a mapping"
+    missing = [key for key in _REQUIRED_DATA if key not in data]
+    return f"its data lacks {', '.join(missing)}" if missing else None
+
+
+def latest_good_checkpoint(folder: str | Path, warn: Callable[[str], None]) -> tuple[Path, int] | None:
+    """:func:`latest_checkpoint`, passing over damaged ones: each is renamed ``*.damaged`` (kept, but no
+    longer a checkpoint) and reported in one line through ``warn``."""
+    while (found := latest_checkpoint(folder)) is not None:
+        path, _ = found
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return found
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        warn(
+            f"Warning: {path} is damaged ({problem}): set aside as {aside.name}; using the checkpoint before it"
+        )
+    return None
+
+
+def remove_temporary_files(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_write` leaves when its process is killed, in
+    ``folder`` and its subfolders; call only while no other process writes there. Returns them."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from vlmrm_cli import __version__
-from vlmrm_cli.config import DEFAULT_MODEL, ConfigError, dump_config, load_config
+from vlmrm_cli.config import DEFAULT_MODEL, ConfigError, dump_config, env_module, load_config
+from vlmrm_cli.signals import SignalStop, StopRequested
 
 __all__ = ["BadConfig", "main"]
 
@@ -85,9 +86,6 @@ def train(
     events, videos and the final model. Ctrl-C or SIGTERM saves a checkpoint and exits
     (130 / 143); continue with --resume RUN_DIR.
     """
-    from vlmrm_cli.envs import EnvWorkerDied
-    from vlmrm_cli.training import train as run_training
-
     if resume is not None and config is not None:
         raise click.UsageError(
             "give CONFIG or --resume RUN_DIR, not both (a resumed run uses its own config.yaml)"
@@ -96,17 +94,31 @@ def train(
         raise click.UsageError("missing CONFIG: a YAML file path or YAML text")
     if resume is not None and run_dir is not None:
         raise click.UsageError("give --resume RUN_DIR or --run-dir DIR, not both")
-    # An env worker printed its own traceback: the user needs one line on what it means, and exit code 1.
-    with _one_line_errors(ConfigError, BadConfig), _one_line_errors(EnvWorkerDied, click.ClickException):
-        loaded = None if resume is not None else load_config(config, overrides, _notify)
-        result = run_training(
-            loaded,  # type: ignore[arg-type]  (None only with resume_dir)
-            resume_dir=resume,
-            run_dir=run_dir,
-            overrides=overrides,
-            progress=progress,
-            echo=lambda line: click.echo(line, err=True),
-        )
+    # Signals are handled from here on, so that one during start-up (the imports and model loading
+    # take seconds) ends the process at once, in one line, and not with a traceback.
+    with SignalStop() as stop:
+        try:
+            from vlmrm_cli.envs import EnvWorkerDied
+            from vlmrm_cli.training import train as run_training
+
+            # An env worker printed its own traceback: the user needs one line on what it means, and exit code 1.
+            with (
+                _one_line_errors(ConfigError, BadConfig),
+                _one_line_errors(EnvWorkerDied, click.ClickException),
+            ):
+                loaded = None if resume is not None else load_config(config, overrides, _notify)
+                result = run_training(
+                    loaded,  # type: ignore[arg-type]  (None only with resume_dir)
+                    resume_dir=resume,
+                    run_dir=run_dir,
+                    overrides=overrides,
+                    progress=progress,
+                    echo=lambda line: click.echo(line, err=True),
+                    stop=stop,
+                )
+        except StopRequested as stopped:
+            click.echo(str(stopped), err=True)
+            ctx.exit(stopped.exit_code)
     ctx.exit(result.exit_code)
 
 
@@ -331,7 +343,17 @@ def config_show(config: str, overrides: tuple[str, ...]) -> None:
     from vlmrm_cli.training import resolve
 
     with _one_line_errors(ConfigError, BadConfig):
-        click.echo(dump_config(resolve(load_config(config, overrides, _notify))), nl=False)
+        loaded = load_config(config, overrides, _notify)
+        module = env_module(loaded.env_name)
+        if module is not None and module not in sys.modules:
+            click.echo(
+                f"env_name names module {module!r}, not imported by config show: what the env decides "
+                "(rl.algorithm, its defaults, rl.episode_length) is filled in when training starts",
+                err=True,
+            )
+            click.echo(dump_config(loaded), nl=False)
+            return
+        click.echo(dump_config(resolve(loaded)), nl=False)
 
 
 @main.command()
@@ -520,32 +542,38 @@ def fps(
         raise click.UsageError(str(error)) from None
     except Exception as error:  # gymnasium's NameNotFound and friends
         raise click.UsageError(f"--env {env_id!r}: {error}") from None
+    # The reward model before the first frame: importing what it needs (torchvision, triton) after
+    # MuJoCo's first EGL render crashes the process on Mesa's EGL (segmentation fault).
     try:
-        env.action_space.seed(0)
-        env.reset(seed=0)
-        env.step(env.action_space.sample())  # the first frame creates the GL context
-        frames = []
-        began = time.perf_counter()
-        for _ in range(steps):
-            _, _, terminated, truncated, info = env.step(env.action_space.sample())
-            frames.append(np.array(info["frame"]))
-            if terminated or truncated:
-                env.reset()
-        render_seconds = time.perf_counter() - began
-        size = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
-    finally:
+        reward_model = _load_reward_model(
+            model,
+            target_prompts=["a robot"],
+            backend=backend,
+            devices=list(devices) or None,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+        )
+    except BaseException:
         env.close()
-    click.echo(f"env     {env_id} at {size}: {steps / render_seconds:9.1f} steps/s (physics + rendering)")
-
-    reward_model = _load_reward_model(
-        model,
-        target_prompts=["a robot"],
-        backend=backend,
-        devices=list(devices) or None,
-        batch_size=batch_size,
-        cache_dir=cache_dir,
-    )
+        raise
     try:
+        try:
+            env.action_space.seed(0)
+            env.reset(seed=0)
+            env.step(env.action_space.sample())  # the first frame creates the GL context
+            frames = []
+            began = time.perf_counter()
+            for _ in range(steps):
+                _, _, terminated, truncated, info = env.step(env.action_space.sample())
+                frames.append(np.array(info["frame"]))
+                if terminated or truncated:
+                    env.reset()
+            render_seconds = time.perf_counter() - began
+            size = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
+        finally:
+            env.close()
+        click.echo(f"env     {env_id} at {size}: {steps / render_seconds:9.1f} steps/s (physics + rendering)")
+
         batch = np.stack(frames)
         reward_model(batch[: min(len(batch), batch_size)])  # warm-up: kernels, autotuning
         began = time.perf_counter()

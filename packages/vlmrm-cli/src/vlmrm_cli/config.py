@@ -9,9 +9,11 @@ whose message is a single line naming the key path, e.g. ``rl.n_steps: ...``.
 from __future__ import annotations
 
 import difflib
-import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,6 +44,7 @@ __all__ = [
     "algorithm_class",
     "apply_overrides",
     "dump_config",
+    "env_module",
     "load_config",
     "parse_yaml",
     "read_config_source",
@@ -160,6 +163,43 @@ def _not_blank(value: str) -> str:
 Text = Annotated[str, AfterValidator(_not_blank)]
 
 
+def env_module(env_name: str) -> str | None:
+    """The module of a ``module:EnvId`` env name (imported by ``gym.make`` to register the id), or None."""
+    module, colon, _ = env_name.partition(":")
+    return module if colon else None
+
+
+def _check_installed(module: str) -> None:
+    """Raise ValueError unless ``module`` may be named by a config: imported already, or found among
+    the installed modules (``sys.path``, never the working directory that ``python -m`` adds),
+    outside the standard library and not a ``__main__``. Nothing is imported to find out."""
+    if "__main__" in module.split("."):
+        raise ValueError(f"a config may not name a __main__ module ({module!r})")
+    if module in sys.modules:
+        return
+    top = module.partition(".")[0]
+    if top in sys.stdlib_module_names:
+        raise ValueError(
+            f"{top!r} is in Python's standard library, which registers no env; name an installed module"
+        )
+    missing = ValueError(
+        f"no installed module {module!r} (a config may name only a module installed for this Python)"
+    )
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name: finders only, nothing imported
+    except (ImportError, ValueError):
+        raise missing from None
+    parts = module.split(".")
+    for depth in range(1, len(parts)):  # submodules: searched in the package folder, its __init__ unrun
+        if spec is None or not spec.submodule_search_locations:
+            raise missing
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join(parts[: depth + 1]), spec.submodule_search_locations
+        )
+    if spec is None:
+        raise missing
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -204,7 +244,7 @@ class RLConfig(_Section):
     """Gradient steps per training phase; -1: as many as steps collected."""
     tau: Annotated[float, _Number, Field(gt=0.0, le=1.0)] | None = None
     gamma: Fraction | None = None
-    learning_rate: Annotated[float, _Number, Field(gt=0.0)] | None = None
+    learning_rate: Annotated[float, _Number, Field(gt=0.0, allow_inf_nan=False)] | None = None
     # -- additions --
     algorithm: Literal["auto", "sac", "td3", "tqc", "dqn", "qrdqn"] = "auto"
     """``auto``: sac for continuous (Box) actions, dqn for discrete ones."""
@@ -272,6 +312,14 @@ class WandbConfig(_Section):
     name: str | None = None
     """wandb run name; default: the run folder's name."""
 
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, project: str) -> str:
+        bad = sorted(set(project) & set("/\\#?%:"))
+        if bad:  # wandb refuses these only once the run starts
+            raise ValueError(f"a wandb project name cannot contain {' '.join(bad)}")
+        return project
+
 
 class Config(_Section):
     """A ``vlmrm train`` run."""
@@ -305,12 +353,9 @@ class Config(_Section):
 
         if ":" in env_name:  # gym.make's "module:EnvId" form imports the module that registers it
             module, _, env_id = env_name.partition(":")
-            try:
-                importlib.import_module(module)
-            except Exception as error:  # the user's module may fail in any way while it registers
-                raise ValueError(
-                    f"cannot import module {module!r} ({type(error).__name__}: {error})"
-                ) from None
+            _check_installed(module)  # imported when training starts, not while validating
+            if module not in sys.modules:
+                return env_name
         else:
             env_id = env_name
         if env_id not in gym.registry:
@@ -328,12 +373,59 @@ class Config(_Section):
 # -- reading ------------------------------------------------------------------------------------
 
 
+# Bounds on what a config may hold, so that a small file cannot expand to gigabytes through YAML
+# aliases ("billion laughs") or exhaust the parser's stack; real configs are far within them.
+MAX_YAML_DEPTH = 50
+MAX_YAML_VALUES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that rejects duplicate keys and reads ``3e-4`` as a float (YAML 1.2)."""
+    """``yaml.SafeLoader`` that rejects duplicate and non-scalar keys, nesting deeper than
+    :data:`MAX_YAML_DEPTH` and documents that expand (aliases counted at each use) to more than
+    :data:`MAX_YAML_VALUES` values, and reads ``3e-4`` as a float (YAML 1.2)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        sizes: dict[int, int] = {}
+
+        def expanded_size(node: yaml.Node) -> int:
+            if id(node) not in sizes:  # an alias shares its anchor's node: sized once, counted per use
+                if isinstance(node, yaml.MappingNode):
+                    children = [child for pair in node.value for child in pair]
+                else:
+                    children = node.value if isinstance(node, yaml.SequenceNode) else []
+                sizes[id(node)] = 1 + sum(expanded_size(child) for child in children)
+                if sizes[id(node)] > MAX_YAML_VALUES:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"expands to more than {MAX_YAML_VALUES} values (YAML aliases)",
+                        node.start_mark,
+                    )
+            return sizes[id(node)]
+
+        expanded_size(node)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain name, not a list or a mapping", key_node.start_mark
+                )
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
+import time
+from pathlib import Path
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
@@ -15,6 +18,7 @@ from vlmrm_cli.config import Config
 __all__ = [
     "WORKER_DIED",
     "EnvWorkerDied",
+    "a_worker_died",
     "close_vec_env",
     "episode_length_of",
     "make_env",
@@ -40,14 +44,16 @@ def make_env(config: Config, *, in_worker: bool = False, render_device: int | No
     CLIP reward. The frames are scored by the algorithm (``vlmrm_sb3``) at episode end.
 
     Args:
-        in_worker: this runs in a vector-env worker process; it then ignores SIGINT, which a
-            terminal sends to the whole process group, so that the main process alone decides
-            how to stop (save a checkpoint, then close the workers).
+        in_worker: this runs in a vector-env worker process; it then ignores SIGINT and SIGTERM,
+            which a terminal, Slurm, systemd or ``timeout`` send to the whole process group, so
+            that the main process alone decides how to stop (save a checkpoint, then close the
+            workers). A worker whose main process is gone ends when its pipe closes.
         render_device: the GPU this env's process renders on (EGL); ``env_kwargs.render_device``
             overrides it.
     """
     if in_worker:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     import vlmrm_envs  # sets MUJOCO_GL before MuJoCo is imported, and registers the vlmrm ids
 
     kwargs = {
@@ -71,8 +77,8 @@ def episode_length_of(env: gym.Env) -> int | None:
         env = env.env
 
 
-def probe_env(config: Config) -> tuple[gym.Space, int | None]:
-    """Make one env to read its action space and episode length.
+def probe_env(config: Config) -> tuple[gym.Space, gym.Space, int | None]:
+    """Make one env to read its observation space, action space and episode length.
 
     It also draws one frame, so that a missing render dependency (pygame for Gymnasium's
     classic-control envs) is reported here, in one line, and not by every env worker. MuJoCo envs
@@ -85,7 +91,7 @@ def probe_env(config: Config) -> tuple[gym.Space, int | None]:
         if not isinstance(env.unwrapped, MujocoEnv):
             env.reset(seed=config.seed)
             env.render()
-        return env.action_space, episode_length_of(env)
+        return env.observation_space, env.action_space, episode_length_of(env)
     finally:
         env.close()
 
@@ -115,6 +121,37 @@ def make_vec_env(config: Config) -> VecEnv:
     return DummyVecEnv(factories)
 
 
+def _exists(pid: int | None) -> bool:
+    """Whether process ``pid`` is still there, and not an ended zombie waiting to be reaped."""
+    if pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone (or no /proc: ask the kernel)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return Path("/proc").is_dir() is False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def a_worker_died(vec_env: VecEnv, wait_s: float = 5.0) -> bool:
+    """Whether a worker process of ``vec_env`` has ended, waiting up to ``wait_s`` for one that is
+    ending (its pipe closes a moment before it is gone); False for envs in this process."""
+    if not isinstance(vec_env, SubprocVecEnv):
+        return False
+    deadline = time.monotonic() + wait_s
+    while True:
+        if any(not _exists(process.pid) for process in vec_env.processes):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def close_vec_env(vec_env: VecEnv) -> None:
     """Close the envs and make sure every worker process is gone, dead or hung ones included.
 
@@ -130,10 +167,16 @@ def close_vec_env(vec_env: VecEnv) -> None:
     for remote in vec_env.remotes:
         with contextlib.suppress(*WORKER_DIED, OSError):
             remote.send(("close", None))
+    deadline = time.monotonic() + CLOSE_TIMEOUT_S
     for process in vec_env.processes:
-        process.join(CLOSE_TIMEOUT_S)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        process.join(max(0.0, deadline - time.monotonic()))
+        # Asked by pid too: a forkserver killed by a signal to the process group reports its
+        # children as ended (it can no longer tell), while a hung one may still be there.
+        while _exists(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if process.is_alive() or _exists(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.join(1.0)
     for remote in vec_env.remotes:
         remote.close()

@@ -146,6 +146,7 @@ def run_episodes(
     samples_per_episode: int = 0,
     frame_sink: FrameSink | None = None,
     on_episode: Callable[[Episode], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> list[Episode]:
     """Roll ``predict`` (observation -> action) out for ``episodes`` episodes in ``env``.
 
@@ -158,6 +159,8 @@ def run_episodes(
         samples_per_episode: keep this many frames, evenly spaced over the episode's time limit.
         frame_sink: called with every frame and its ground-truth label (needs a criterion).
         on_episode: called after each episode (a progress bar).
+        stopping: checked before every step; once true, the unfinished episode is dropped and the
+            episodes finished so far are returned (a signal stops the run).
     """
     from vlmrm_envs.success import criterion_for
 
@@ -178,6 +181,8 @@ def run_episodes(
         flags: list[bool] = []
         true_return = 0.0
         for step in range(MAX_EPISODE_STEPS):
+            if stopping():
+                return results
             action = predict(observation)
             observation, _, terminated, truncated, info = env.step(action)
             frame = np.array(info["frame"])  # a copy: renderers may reuse their output array

@@ -173,7 +173,7 @@ def load_sweep(source: str, probe: Callable[[Config], Any] | None = None) -> Swe
     :class:`ConfigError` with one line naming the point and the key.
 
     Args:
-        probe: ``probe(config) -> (action_space, episode_length)``; default: make the env once
+        probe: ``probe(config) -> (observation_space, action_space, episode_length)``; default: make the env once
             per distinct env setting.
     """
     from vlmrm_cli.envs import probe_env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from stable_baselines3.common.logger import KVWriter, Logger, TensorBoardOutputF
 
 from vlmrm_cli.config import Config
 
-__all__ = ["WandbOutputFormat", "init_wandb", "make_logger", "wandb_mode"]
+__all__ = ["GuardedRun", "WandbOutputFormat", "init_wandb", "make_logger", "wandb_mode"]
 
 # wandb's step must only grow, but a resumed run logs again from its checkpoint's step: every
 # metric is therefore plotted against this one instead.
@@ -80,7 +81,44 @@ def init_wandb(config: Config, run_dir: Path, run_id: str) -> Any | None:
         run = start("offline")
     run.define_metric(STEP_METRIC)
     run.define_metric("*", step_metric=STEP_METRIC)
-    return run
+    return GuardedRun(run)
+
+
+class GuardedRun:
+    """A wandb run whose failures (its service process killed, a full disk) do not end training:
+    the first one is reported in one line, and from then on the run is left alone (TensorBoard
+    goes on). ``log`` and ``finish`` are wandb's; anything else is passed through."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.run, name)
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("log", *args, **kwargs)
+
+    def finish(self, *args: Any, **kwargs: Any) -> None:
+        self._guarded("finish", *args, **kwargs)
+
+    def _guarded(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.failed:
+            return
+        try:
+            getattr(self.run, method)(*args, **kwargs)
+        except Exception as error:  # wandb raises many kinds; its service may be gone (BrokenPipeError)
+            self.failed = True
+            reason = " ".join(str(error).split()) or type(error).__name__
+            print(
+                f"wandb stopped working ({type(error).__name__}: {reason}); training goes on, "
+                "logging to TensorBoard only",
+                file=sys.stderr,
+            )
+            import wandb
+
+            with contextlib.suppress(Exception):  # drops wandb's exit hook, which would fail the same way
+                wandb.teardown()
 
 
 class WandbOutputFormat(KVWriter):

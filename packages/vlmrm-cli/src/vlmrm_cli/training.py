@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import pickle
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +33,6 @@ from vlmrm_cli.callbacks import (
     EvalCallback,
     LogCallback,
     ProgressCallback,
-    SignalStop,
     StopCallback,
     VideoCallback,
 )
@@ -41,6 +41,8 @@ from vlmrm_cli.checkpoints import (
     FINAL_MODEL,
     atomic_write,
     latest_checkpoint,
+    latest_good_checkpoint,
+    remove_temporary_files,
     replay_buffer_path,
     save_checkpoint,
 )
@@ -53,12 +55,25 @@ from vlmrm_cli.config import (
     load_config,
     resolve_config,
 )
-from vlmrm_cli.envs import WORKER_DIED, EnvWorkerDied, close_vec_env, make_env, make_vec_env, probe_env
+from vlmrm_cli.envs import (
+    WORKER_DIED,
+    EnvWorkerDied,
+    a_worker_died,
+    close_vec_env,
+    make_env,
+    make_vec_env,
+    probe_env,
+)
+from vlmrm_cli.fits import check_fits
+from vlmrm_cli.signals import SignalStop, StepTimedOut
 from vlmrm_cli.tracking import init_wandb, make_logger
 
 __all__ = ["RunResult", "make_run_dir", "resolve", "train"]
 
 WANDB_ID_FILE = "wandb_run_id"
+# Held (flock) by the one `vlmrm train` that writes the run folder; the kernel frees it when the
+# process ends, however it ends, so a lock file left by a killed run blocks nothing.
+LOCK_FILE = ".vlmrm-train.lock"
 
 # Keys a resumed run may change; anything else would not fit the saved model, buffer or envs.
 RESUMABLE_CHANGES = re.compile(
@@ -97,16 +112,21 @@ def make_run_dir(config: Config, now: datetime | None = None) -> Path:
     raise FileExistsError(f"{base / name}: too many runs with this name")
 
 
-def resolve(config: Config, probe: Callable[[Config], tuple[gym.Space, int | None]] = probe_env) -> Config:
-    """:func:`resolve_config` with the env's action space and episode length, from a probe env
-    (``probe(config)``: ``(action_space, episode_length)``; a sweep passes one that caches)."""
+def resolve(
+    config: Config, probe: Callable[[Config], tuple[gym.Space, gym.Space, int | None]] = probe_env
+) -> Config:
+    """:func:`resolve_config` with the env's spaces and episode length, from a probe env
+    (``probe(config)``: ``(observation_space, action_space, episode_length)``; a sweep passes one
+    that caches)."""
     try:
-        action_space, episode_length = probe(config)
-    except (ValueError, TypeError, gym.error.Error) as error:
+        observation_space, action_space, episode_length = probe(config)
+    except (ValueError, TypeError, ImportError, gym.error.Error) as error:  # ImportError: env_name's module
         raise ConfigError(
             f"env_name: cannot make {config.env_name!r} with this config ({_one_line(error)})"
         ) from None
-    return resolve_config(config, action_space, episode_length)
+    resolved = resolve_config(config, action_space, episode_length)
+    check_fits(resolved, observation_space, action_space)
+    return resolved
 
 
 def _one_line(error: BaseException) -> str:
@@ -172,6 +192,7 @@ def train(
     overrides: tuple[str, ...] = (),
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    stop: SignalStop | None = None,
 ) -> RunResult:
     """Run (or, with ``resume_dir``, continue) a training run; returns where and how it ended.
 
@@ -184,15 +205,62 @@ def train(
     :data:`RESUMABLE_CHANGES` keys), otherwise a new run starts there. A Job that is restarted
     after preemption runs the same command and picks up where it stopped.
 
-    SIGINT / SIGTERM stop the run after the current step; a checkpoint is saved and the exit
-    code is 130 / 143. Bad configs raise :class:`ConfigError` before any run folder is made.
+    SIGINT / SIGTERM (handled by ``stop``, else by a :class:`SignalStop` of its own) stop the run
+    after the current step; a checkpoint is saved and the exit code is 130 / 143. Before training
+    begins, they raise :class:`~vlmrm_cli.signals.StopRequested` where start-up is. Bad configs raise :class:`ConfigError` before any run folder is made.
     """
+    with (
+        contextlib.nullcontext(stop) if stop is not None else SignalStop() as stop,
+        contextlib.ExitStack() as locks,
+    ):
+        return _start(config, stop, locks, resume_dir, run_dir, overrides, progress, echo)
+
+
+@contextlib.contextmanager
+def _sole_writer(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock; another live ``vlmrm train`` holding it raises :class:`ConfigError`."""
+    import filelock
+
+    lock = filelock.FileLock(run_dir / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise ConfigError(
+            f"{run_dir}: another vlmrm train is running in this folder; one run folder has one writer, "
+            "so stop that one first"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _start(
+    config: Config,
+    stop: SignalStop,
+    locks: contextlib.ExitStack,
+    resume_dir: Path | None,
+    run_dir: Path | None,
+    overrides: tuple[str, ...],
+    progress: bool,
+    echo: Callable[[str], None],
+) -> RunResult:
     import vlmrm_envs  # noqa: F401  (sets MUJOCO_GL before MuJoCo is imported)
 
+    existing = resume_dir if resume_dir is not None else run_dir
+    locked = existing is not None and Path(existing).expanduser().is_dir()
+    if locked:
+        locks.enter_context(_sole_writer(Path(existing).expanduser()))
+        remove_temporary_files(Path(existing).expanduser())  # left by a kill -9; no one else writes here
     if run_dir is not None and latest_checkpoint(Path(run_dir) / "checkpoints") is not None:
         resume_dir = Path(run_dir)
+        saved = load_config(str(resume_dir / CONFIG_FILE))
+        if config.rl.n_workers is None:  # resolved from this machine's GPUs: the run keeps its own
+            config = config.model_copy(
+                update={"rl": config.rl.model_copy(update={"n_workers": saved.rl.n_workers})}
+            )
         config = resolve(config)  # the saved config is resolved too
-        _check_resume_changes(load_config(str(resume_dir / CONFIG_FILE)), config)
+        _check_resume_changes(saved, config)
     elif resume_dir is not None:
         resume_dir = Path(resume_dir)
         saved = load_config(str(resume_dir / CONFIG_FILE))
@@ -201,7 +269,7 @@ def train(
     else:
         config = resolve(config)
     if resume_dir is not None:
-        found = latest_checkpoint(resume_dir / "checkpoints")
+        found = latest_good_checkpoint(resume_dir / "checkpoints", echo)
         if found is None:
             raise ConfigError(f"{resume_dir}: no checkpoint in {resume_dir / 'checkpoints'} to resume from")
         checkpoint, steps = found
@@ -212,32 +280,35 @@ def train(
             )
             return RunResult(resume_dir, steps, 0)
 
-    with SignalStop() as stop:
-        # Loaded before the run folder is made, so that a bad model spec or device leaves nothing behind.
-        reward_model = load_reward_model_for(config)
-        try:
-            if resume_dir is None:
-                if run_dir is None:
+    # Loaded before the run folder is made, so that a bad model spec or device leaves nothing behind.
+    reward_model = load_reward_model_for(config)
+    try:
+        if resume_dir is None:
+            if run_dir is None:
+                with _folder_error("base_path", config.base_path):
                     run_dir = make_run_dir(config)
-                else:
-                    run_dir = Path(run_dir).expanduser()
-                    run_dir.mkdir(parents=True, exist_ok=True)
-                echo(f"Run folder: {run_dir}")
             else:
-                run_dir = resume_dir
-                echo(f"Resuming {run_dir} from {checkpoint.name} at step {steps} of {config.rl.n_steps}")
-            atomic_write(run_dir / CONFIG_FILE, lambda file: file.write(dump_config(config).encode()))
-            return _run(
-                config,
-                run_dir,
-                stop,
-                reward_model,
-                resume=resume_dir is not None,
-                progress=progress,
-                echo=echo,
-            )
-        finally:
-            reward_model.close()
+                run_dir = Path(run_dir).expanduser()
+                with _folder_error("--run-dir", run_dir):
+                    run_dir.mkdir(parents=True, exist_ok=True)
+            if not locked:  # a new folder: locked once made
+                locks.enter_context(_sole_writer(run_dir))
+            echo(f"Run folder: {run_dir}")
+        else:
+            run_dir = resume_dir
+            echo(f"Resuming {run_dir} from {checkpoint.name} at step {steps} of {config.rl.n_steps}")
+        atomic_write(run_dir / CONFIG_FILE, lambda file: file.write(dump_config(config).encode()))
+        return _run(
+            config,
+            run_dir,
+            stop,
+            reward_model,
+            resume=resume_dir is not None,
+            progress=progress,
+            echo=echo,
+        )
+    finally:
+        reward_model.close()
 
 
 def _run(
@@ -267,7 +338,14 @@ def _run(
                 )
             if buffer.is_file():
                 with refused_if_unsafe(buffer):
-                    model.load_replay_buffer(buffer)
+                    try:
+                        model.load_replay_buffer(buffer)
+                    except UnsafePickleError:
+                        raise
+                    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as error:
+                        echo(
+                            f"Warning: {buffer} is damaged ({_one_line(error)}): the replay buffer starts empty"
+                        )
             else:
                 echo(f"No replay buffer saved with {path.name}: the replay buffer starts empty")
             model.async_reward = config.rl.async_reward
@@ -305,6 +383,7 @@ def _run(
                     fps=config.logging.video_fps,
                     seed=config.seed,
                     wandb_run=wandb_run,
+                    stopping=lambda: stop.requested,
                 )
             )
         if config.logging.eval_freq:
@@ -321,25 +400,30 @@ def _run(
         if progress:
             callbacks.append(ProgressCallback(config.rl.n_steps))
         start_steps = model.num_timesteps
-        if stop.signum is None:  # a signal during loading stops the run before it starts
-            try:
-                model.learn(
-                    total_timesteps=config.rl.n_steps - model.num_timesteps,
-                    callback=CallbackList(callbacks),
-                    log_interval=None,  # LogCallback dumps every tensorboard_freq steps instead
-                    reset_num_timesteps=not resume,
-                )
-            except WORKER_DIED as error:
-                latest = latest_checkpoint(checkpoints)
-                then = (
-                    f"continue from step {latest[1]} with `vlmrm train --resume {run_dir}`"
-                    if latest
-                    else "no checkpoint was written yet"
-                )
-                raise EnvWorkerDied(
-                    f"an env worker process died at step {model.num_timesteps} (its error is printed above); {then}"
-                ) from error
-        if stop.signum is not None:
+        stop.defer()  # from here on, a signal stops training after the current step
+        try:
+            model.learn(
+                total_timesteps=config.rl.n_steps - model.num_timesteps,
+                callback=CallbackList(callbacks),
+                log_interval=None,  # LogCallback dumps every tensorboard_freq steps instead
+                reset_num_timesteps=not resume,
+            )
+        except WORKER_DIED as error:
+            if not a_worker_died(vec_env):  # a broken pipe elsewhere: its own error is the cause
+                raise
+            latest = latest_checkpoint(checkpoints)
+            then = (
+                f"continue from step {latest[1]} with `vlmrm train --resume {run_dir}`"
+                if latest
+                else "no checkpoint was written yet"
+            )
+            raise EnvWorkerDied(
+                f"an env worker process died at step {model.num_timesteps} (its error is printed above); {then}"
+            ) from error
+        except StepTimedOut as error:  # a hung env worker: checkpoint what the run has, then stop
+            echo(f"{error}: stopping without it (an env worker may hang)")
+        stop.training_ended()
+        if stop.requested:
             if model.num_timesteps > start_steps:
                 path = save_checkpoint(model, checkpoints, replay_buffer=replay_buffer)
                 echo(
@@ -364,6 +448,16 @@ def _run(
             close_vec_env(vec_env)
         if wandb_run is not None:
             wandb_run.finish(exit_code=0 if finished else 1)
+
+
+@contextlib.contextmanager
+def _folder_error(key: str, folder: str | Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:  # e.g. under /proc, /dev/null, read-only, no space
+        raise ConfigError(
+            f"{key}: cannot make a run folder in {str(folder)!r} ({_one_line(error)})"
+        ) from None
 
 
 @contextlib.contextmanager

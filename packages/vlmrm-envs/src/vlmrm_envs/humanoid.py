@@ -17,6 +17,7 @@ from vlmrm_envs.rendering import (
     EGL_INSTALL_HINT,
     assign_render_device,
     check_mujoco_gl,
+    check_mujoco_gl_can_render,
     check_renderer,
     nvidia_gpu_visible,
     render_report,
@@ -24,8 +25,10 @@ from vlmrm_envs.rendering import (
 from vlmrm_envs.success import humanoid_kneeling  # imports mujoco only when called
 from vlmrm_envs.textures import scene_textures
 
-# A bad MUJOCO_GL makes `import mujoco` raise a terse error of its own; explain it first.
+# A bad MUJOCO_GL makes `import mujoco` raise a terse error of its own; explain it first. So does a
+# backend that cannot work here (OSMesa missing, glfw without a display).
 check_mujoco_gl()
+check_mujoco_gl_can_render()
 
 import mujoco  # noqa: E402
 from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv as GymnasiumHumanoidEnv  # noqa: E402
@@ -122,6 +125,7 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
                 raise ValueError(f"{name} must be a positive integer (pixels), got {value!r}")
         camera_config = {**PAPER_CAMERA, **_check_camera(camera)}
         check_mujoco_gl()
+        check_mujoco_gl_can_render()
         self.textured = textured
         if texture_dir is not None and not textured:
             raise ValueError("texture_dir needs textured=True")

@@ -19,6 +19,7 @@ indexes the CUDA-visible GPUs in CUDA order (EGL's own order can differ from CUD
 
 from __future__ import annotations
 
+import ctypes.util
 import difflib
 import os
 import re
@@ -34,6 +35,7 @@ __all__ = [
     "MUJOCO_GL_BACKENDS",
     "assign_render_device",
     "check_mujoco_gl",
+    "check_mujoco_gl_can_render",
     "check_renderer",
     "configure_mujoco_gl",
     "egl_device_for_worker",
@@ -114,6 +116,24 @@ def check_mujoco_gl() -> str | None:
             "before importing mujoco, OpenGL or gymnasium's MuJoCo envs"
         )
     return backend
+
+
+def check_mujoco_gl_can_render() -> None:
+    """Raise a one-line error if the chosen backend cannot render here: ``MUJOCO_GL=osmesa``
+    without the OSMesa library, ``MUJOCO_GL=glfw`` without a display. (MuJoCo itself would fail
+    at the first frame, with a long traceback that does not say why.)"""
+    backend = os.environ.get("MUJOCO_GL")
+    if backend == "osmesa" and ctypes.util.find_library("OSMesa") is None:
+        raise ValueError(
+            "MUJOCO_GL=osmesa needs the OSMesa library, which is not installed "
+            "(apt-get install libosmesa6); or render with MUJOCO_GL=egl"
+        )
+    if backend == "glfw" and sys.platform.startswith("linux"):
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise ValueError(
+                "MUJOCO_GL=glfw needs a display, and DISPLAY is not set; on a machine without one "
+                "render with MUJOCO_GL=egl (or osmesa)"
+            )
 
 
 def visible_render_devices() -> list[int]:

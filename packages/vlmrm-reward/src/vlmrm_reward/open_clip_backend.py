@@ -11,9 +11,14 @@ Model spellings (as open_clip names them):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
+import os
 import pickle
-from collections.abc import Sequence
+import socket
+import urllib.parse
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import open_clip
@@ -83,22 +88,64 @@ def _split_spec(model: str) -> tuple[str, str | None]:
     )
 
 
-def _download_hint(model: str, cache_dir: str | None, error: Exception) -> RuntimeError:
+def _download_hint(model: str, cache_dir: str | None, reason: str) -> RuntimeError:
     arch, _, tag = model.partition("/")
     folder = cache_dir or "/models"
     return RuntimeError(
-        f"could not get the weights of {model!r} ({type(error).__name__}: {error}). "
+        f"could not get the weights of {model!r} ({reason}). "
         f'On a machine with internet, run `python -c "import open_clip; '
         f"open_clip.create_model('{arch}', pretrained='{tag}', cache_dir='{folder}')\"`, copy {folder} "
         f"here and pass it as cache_dir, or load a saved model folder as 'local-dir:/path/to/folder'"
     )
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _unreachable_hub() -> str | None:
+    """The model hub's address when a connection to it fails within 3 s, else None. Not tried in
+    offline mode or behind a proxy (where a direct connection tells nothing)."""
+    import huggingface_hub.constants as hub
+
+    if hub.HF_HUB_OFFLINE or any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    url = urllib.parse.urlsplit(hub.ENDPOINT)
+    try:
+        socket.create_connection(
+            (url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3
+        ).close()
+    except OSError:
+        return hub.ENDPOINT
+    return None
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool) -> Iterator[None]:
+    """With ``offline``, the hub client reads its cache only: no request, so no minute of retries."""
+    import huggingface_hub.constants as hub
+
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = before or offline
+    if offline:  # open_clip logs each failed download at ERROR level; the caller says it in one line
+        logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+        if offline:
+            logging.disable(logging.NOTSET)
+
+
 def load_open_clip(model: str, *, cache_dir: str | None = None) -> OpenCLIPBackend:
     """Load an open_clip model on the CPU in fp32 (see the module docstring for spellings)."""
     name, pretrained = _split_spec(model)
+    local = name.startswith("local-dir:") or bool(pretrained and Path(pretrained).is_file())
+    unreachable = None if local else _unreachable_hub()
     try:
-        clip, _, _ = open_clip.create_model_and_transforms(name, pretrained=pretrained, cache_dir=cache_dir)
+        with _hub_offline(unreachable is not None):  # then only cached weights can load
+            clip, _, _ = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, cache_dir=cache_dir
+            )
     except FileNotFoundError:
         raise
     except pickle.UnpicklingError as error:
@@ -112,9 +159,12 @@ def load_open_clip(model: str, *, cache_dir: str | None = None) -> OpenCLIPBacke
             f"loading them could run code (weights_only=True). {reason}".strip()
         ) from None
     except (RuntimeError, OSError) as error:
-        if name.startswith("local-dir:") or (pretrained and Path(pretrained).is_file()):
+        if local:
             raise
-        raise _download_hint(model, cache_dir, error) from error
+        if unreachable is not None:
+            reason = f"the model hub {unreachable} cannot be reached and they are not in the cache"
+            raise _download_hint(model, cache_dir, reason) from None
+        raise _download_hint(model, cache_dir, f"{type(error).__name__}: {error}") from error
     visual_cfg = dict(clip.visual.preprocess_cfg)
     size = visual_cfg.get("size", 224)
     size = (size, size) if isinstance(size, int) else tuple(size)

@@ -8,6 +8,7 @@ of a per-image PIL loop.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -61,7 +62,7 @@ def _resized_shape(height: int, width: int, config: PreprocessConfig) -> tuple[i
         if height <= width:
             return short, int(short * width / height)
         return int(short * height / width), short
-    return round(height / ratio), round(width / ratio)
+    return max(1, round(height / ratio)), max(1, round(width / ratio))  # a thin frame keeps a pixel
 
 
 def _center_crop_or_pad(images: torch.Tensor, size: tuple[int, int], fill: float) -> torch.Tensor:
@@ -77,6 +78,24 @@ def _center_crop_or_pad(images: torch.Tensor, size: tuple[int, int], fill: float
     return images[..., top : top + crop_h, left : left + crop_w]
 
 
+def _keep_what_the_crop_keeps(
+    images: torch.Tensor, new_shape: tuple[int, int], size: tuple[int, int]
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Before a resize whose result is mostly cropped away, cut the frame to the centre part that the
+    crop keeps (and the reach of the resize kernel), so that a thin frame (1x20000) does not become a
+    huge intermediate image; frames of ordinary proportions are left whole."""
+    spans = []
+    for old, new, target in zip(images.shape[-2:], new_shape, size, strict=True):
+        if new <= 8 * target:  # ordinary proportions: resized whole, as the model's own transform does
+            spans.append((0, old, new))
+            continue
+        scale = old / new
+        span = min(old, math.ceil(target * scale) + 2 * (math.ceil(2 * max(1.0, scale)) + 1))
+        spans.append(((old - span) // 2, span, max(target, round(span / scale))))
+    (top, rows, new_height), (left, columns, new_width) = spans
+    return images[..., top : top + rows, left : left + columns], (new_height, new_width)
+
+
 def preprocess_frames(frames: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:
     """uint8 RGB frames (N, H, W, 3) on any device -> normalised float32 (N, 3, h, w) there.
 
@@ -86,6 +105,8 @@ def preprocess_frames(frames: torch.Tensor, config: PreprocessConfig) -> torch.T
     images = frames.permute(0, 3, 1, 2).float()
     height, width = images.shape[-2:]
     new_shape = _resized_shape(height, width, config)
+    if config.resize_mode == "shortest":
+        images, new_shape = _keep_what_the_crop_keeps(images, new_shape, config.size)
     if new_shape != (height, width):
         images = F.interpolate(
             images, size=new_shape, mode=config.interpolation, antialias=True, align_corners=False

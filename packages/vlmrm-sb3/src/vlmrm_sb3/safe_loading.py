@@ -94,6 +94,42 @@ class UnsafePickleError(pickle.UnpicklingError):
     """A saved file names something that unpickling it would have to call, and is not allowed."""
 
 
+# Allowed callables that allocate what their arguments ask for, not what the file holds: a few bytes
+# of pickle could ask for gigabytes. What a saved model or buffer passes them is small.
+_MAX_EMPTY_ALLOCATION_BYTES = 1 << 20
+
+
+def _bytearray_of_data(function: Any) -> Any:
+    def bytearray_of_data(*args: Any) -> bytearray:
+        if args and not isinstance(args[0], (str, bytes, bytearray)):  # bytearray(n): n zero bytes
+            raise UnsafePickleError(
+                f"refused builtins.bytearray({args[0]!r}): would allocate memory the file does not hold"
+            )
+        return function(*args)
+
+    return bytearray_of_data
+
+
+def _small_reconstruct(function: Any) -> Any:
+    def small_reconstruct(cls: Any, shape: Any, dtype: Any) -> Any:
+        try:
+            size = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+        except (TypeError, ValueError):
+            raise UnsafePickleError(
+                f"refused numpy _reconstruct({shape!r}, {dtype!r}): not an array shape"
+            ) from None
+        if size > _MAX_EMPTY_ALLOCATION_BYTES:
+            raise UnsafePickleError(
+                f"refused numpy _reconstruct of shape {shape!r}: would allocate {size} bytes"
+            )
+        return function(cls, shape, dtype)
+
+    return small_reconstruct
+
+
+_SIZE_CHECKED = {"bytearray": _bytearray_of_data, "_reconstruct": _small_reconstruct}
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves only the names a saved SB3 model or buffer needs."""
 
@@ -112,7 +148,7 @@ def _resolve(module: str, name: str) -> Any:
     if found is None:
         return None
     if (module, name) in _ALLOWED_NAMES or module in _BIT_GENERATOR_MODULES:
-        return found
+        return _SIZE_CHECKED.get(name, lambda function: function)(found)
     if isinstance(found, type) and issubclass(found, _ALLOWED_BASES):
         return found
     return None
@@ -142,11 +178,21 @@ def check_saved_model(path: str | pathlib.Path | io.BufferedIOBase) -> None:
         path = saved_file(path, "zip")
         if not path.is_file():
             return
-        data = _model_data(path)
+        data, tensors = _model_data(path)
     else:
         start = path.tell()
-        data = _model_data(path)
+        data, tensors = _model_data(path)
         path.seek(start)
+    for name, content in tensors.items():
+        try:  # onto the meta device: the weights are read, never allocated
+            torch.load(io.BytesIO(content), weights_only=True, map_location="meta")
+        except pickle.UnpicklingError as error:
+            first = next((line for line in str(error).splitlines() if "WeightsUnpickler error" in line), "")
+            raise UnsafePickleError(
+                f"{name}: refused by torch's weights-only loader, since loading it could run code ({first.strip()})"
+            ) from None
+        except Exception:  # a damaged file: SB3's load reports it
+            pass
     for key, value in data.items():
         if isinstance(value, dict) and ":serialized:" in value:
             try:
@@ -155,9 +201,12 @@ def check_saved_model(path: str | pathlib.Path | io.BufferedIOBase) -> None:
                 raise UnsafePickleError(f"{key}: {error}") from None
 
 
-def _model_data(file: pathlib.Path | IO[bytes]) -> dict[str, Any]:
+def _model_data(file: pathlib.Path | IO[bytes]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The zip's ``data`` (JSON) and its ``*.pth`` tensor files."""
     try:
         with zipfile.ZipFile(file) as archive:
-            return json.loads(archive.read("data")) if "data" in archive.namelist() else {}
+            names = archive.namelist()
+            data = json.loads(archive.read("data")) if "data" in names else {}
+            return data, {name: archive.read(name) for name in names if name.endswith(".pth")}
     except (zipfile.BadZipFile, json.JSONDecodeError):
-        return {}
+        return {}, {}
