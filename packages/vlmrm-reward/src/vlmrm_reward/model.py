@@ -7,7 +7,7 @@ import copy
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +15,10 @@ import torch
 from vlmrm_reward.backend import Backend, get_backend_loader
 from vlmrm_reward.preprocess import preprocess_frames
 from vlmrm_reward.reward import goal_baseline_projection, goal_baseline_reward, goal_embedding
+
+if TYPE_CHECKING:
+    from vlmrm_reward.judge import JudgeRewardModel
+    from vlmrm_reward.video import VideoRewardModel
 
 __all__ = [
     "Frames",
@@ -371,8 +375,18 @@ def load_reward_model(
     precision: Precision = "auto",
     cache_dir: str | None = None,
     compile: bool = False,
-) -> RewardModel:
-    """Load a VLM and fix its prompts; returns a :class:`RewardModel`.
+    video_mode: str | None = None,
+    window_size: int | None = None,
+    judge_reward: str | None = None,
+    question_template: str | None = None,
+) -> RewardModel | VideoRewardModel | JudgeRewardModel:
+    """Load a VLM and fix its prompts; returns a reward model of the backend's kind.
+
+    The loaded backend decides the kind: a :class:`Backend` gives a :class:`RewardModel`
+    (frames -> rewards), a :class:`~vlmrm_reward.VideoBackend` a
+    :class:`~vlmrm_reward.VideoRewardModel` (episodes -> per-step rewards), a
+    :class:`~vlmrm_reward.JudgeBackend` a :class:`~vlmrm_reward.JudgeRewardModel` (frames ->
+    probability or log-odds of "yes").
 
     Args:
         model: the backend's model spec. For open_clip: ``"ARCH/PRETRAINED_TAG"``
@@ -382,24 +396,77 @@ def load_reward_model(
         devices: several devices; every batch is split across them.
             Default: every visible GPU, else the CPU.
         cache_dir: where downloaded weights are kept (mount a volume here on clusters).
+        video_mode, window_size: video backends only: ``"episode"`` (default) or ``"window"``,
+            and the window's length in frames (default 16); see :mod:`vlmrm_reward.video`.
+        judge_reward, question_template: judge backends only: ``"probability"`` (default) or
+            ``"log_odds"``, and the question (default ``"Does this image show {prompt}?"``).
 
     The remaining arguments are those of :class:`RewardModel`. Invalid arguments raise
-    ``ValueError``/``TypeError`` before any weights are loaded.
+    ``ValueError``/``TypeError`` before any weights are loaded, except options of another
+    backend kind, which are refused once the backend shows its kind.
     """
+    from vlmrm_reward.backend import JudgeBackend, VideoBackend
+    from vlmrm_reward.judge import DEFAULT_QUESTION, JudgeRewardModel, check_judge_options
+    from vlmrm_reward.video import DEFAULT_WINDOW_SIZE, VideoRewardModel, check_video_options
+
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a model spec string such as 'ViT-B-32/openai', got {model!r}")
     _check_prompts(target_prompts, "target_prompts", required=True)
     _check_prompts(baseline_prompts, "baseline_prompts", required=False)
     _check_alpha(alpha)
+    video_options = {"video_mode": video_mode, "window_size": window_size}
+    judge_options = {"judge_reward": judge_reward, "question_template": question_template}
+    if any(value is not None for value in video_options.values()):
+        check_video_options(
+            video_mode or "episode", DEFAULT_WINDOW_SIZE if window_size is None else window_size
+        )
+    if any(value is not None for value in judge_options.values()):
+        check_judge_options(judge_reward or "probability", question_template or DEFAULT_QUESTION)
     resolved = resolve_devices(device, devices)
     loader = get_backend_loader(backend)
+    loaded = loader(model, cache_dir=cache_dir)
+    kind = (
+        "video"
+        if isinstance(loaded, VideoBackend)
+        else "judge"
+        if isinstance(loaded, JudgeBackend)
+        else "image"
+    )
+    for option_kind, options in (("video", video_options), ("judge", judge_options)):
+        misplaced = [name for name, value in options.items() if value is not None]
+        if misplaced and kind != option_kind:
+            raise ValueError(
+                f"{', '.join(misplaced)} applies to {option_kind} models only; {model!r} is an {kind} model"
+            )
+    common = {"batch_size": batch_size, "precision": precision}
+    if kind == "video":
+        return VideoRewardModel(
+            loaded,
+            resolved,
+            target_prompts=target_prompts,
+            baseline_prompts=baseline_prompts,
+            alpha=alpha,
+            mode=video_mode or "episode",  # type: ignore[arg-type]
+            window_size=DEFAULT_WINDOW_SIZE if window_size is None else window_size,
+            **common,
+        )
+    if kind == "judge":
+        if baseline_prompts or alpha:
+            raise ValueError(f"{model!r} is a yes/no judge: it takes no baseline_prompts or alpha")
+        return JudgeRewardModel(
+            loaded,
+            resolved,
+            target_prompts=target_prompts,
+            reward=judge_reward or "probability",  # type: ignore[arg-type]
+            question_template=question_template or DEFAULT_QUESTION,
+            **common,
+        )
     return RewardModel(
-        loader(model, cache_dir=cache_dir),
+        loaded,
         resolved,
         target_prompts=target_prompts,
         baseline_prompts=baseline_prompts,
         alpha=alpha,
-        batch_size=batch_size,
-        precision=precision,
         compile=compile,
+        **common,
     )
