@@ -161,3 +161,18 @@ def test_a_judge_backend_gives_the_probability_of_yes_or_its_log_odds(installed_
         log_odds = judge(_frames(red, blue))
     np.testing.assert_allclose(log_odds, [4.0, -4.0], atol=1e-6)
     np.testing.assert_allclose(probabilities, 1 / (1 + np.exp(-log_odds)), atol=1e-6)
+
+
+def test_a_video_reward_model_is_refused_by_a_per_step_wrapper(installed_plugin):
+    import gymnasium as gym
+
+    with vlmrm_reward.load_reward_model(
+        "any", backend="mean_colour_video", target_prompts=["red"], device="cpu"
+    ) as model:
+        env = gym.make("CartPole-v1", render_mode="rgb_array")
+        with pytest.raises(
+            ValueError, match="scores whole episodes, not single frames: wrap with defer=True"
+        ):
+            vlmrm_reward.CLIPReward(env, model)
+        assert vlmrm_reward.CLIPReward(env, model, defer=True).defer
+        env.close()

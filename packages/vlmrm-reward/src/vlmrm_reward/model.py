@@ -435,8 +435,9 @@ def load_reward_model(
     for option_kind, options in (("video", video_options), ("judge", judge_options)):
         misplaced = [name for name, value in options.items() if value is not None]
         if misplaced and kind != option_kind:
+            described = {"image": "an image-text", "video": "a video", "judge": "a yes/no judge"}[kind]
             raise ValueError(
-                f"{', '.join(misplaced)} applies to {option_kind} models only; {model!r} is an {kind} model"
+                f"{', '.join(misplaced)} applies to {option_kind} models only; {model!r} is {described} model"
             )
     common = {"batch_size": batch_size, "precision": precision}
     if kind == "video":
