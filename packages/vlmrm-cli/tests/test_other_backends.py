@@ -68,7 +68,7 @@ def test_train_with_a_video_reward_in_window_mode(
         reward={"backend": "transformers", "pretrained_model": xclip, "video_mode": "window", "window_size": 4,
                 "alpha": 0.0, "baseline_prompts": []},
         rl={"n_steps": 120, "learning_starts": 40, "train_freq": 40},
-        logging={"checkpoint_freq": None, "video_freq": None, "tensorboard_freq": 40},
+        logging={"checkpoint_freq": None, "video_freq": 120, "tensorboard_freq": 40},
     )  # fmt: skip
     result = CliRunner().invoke(main, ["train", str(write_config(config)), "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -80,3 +80,4 @@ def test_train_with_a_video_reward_in_window_mode(
     frames = [event.value for event in accumulator.Scalars("reward_model/frames")]
     assert returns and all(np.isfinite(returns)) and all(value != 0.0 for value in returns)
     assert sum(frames) > 0
+    assert list((run_dir / "videos").glob("step_*.mp4"))  # the evaluation episode, rewarded as one episode
