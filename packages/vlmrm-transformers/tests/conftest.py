@@ -10,5 +10,5 @@ def tiny_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("tiny_transformers")
     return {
         family: getattr(testing, f"make_tiny_{family}")(root / family)
-        for family in ("clip", "siglip", "xclip", "llava")
+        for family in ("clip", "siglip", "siglip2", "xclip", "llava")
     }

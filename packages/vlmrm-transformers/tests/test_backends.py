@@ -21,7 +21,7 @@ def test_the_plugin_is_found_through_its_entry_point():
     assert "transformers" in vlmrm_reward.list_backends()
 
 
-@pytest.mark.parametrize("family", ["clip", "siglip"])
+@pytest.mark.parametrize("family", ["clip", "siglip", "siglip2"])
 def test_image_text_reward_is_the_cosine_of_unit_embeddings(tiny_specs, family):
     with load(tiny_specs[family], batch_size=4) as model:
         assert isinstance(model, RewardModel)
@@ -40,20 +40,24 @@ def test_siglip_prompts_are_padded_to_full_length_as_trained(tiny_specs):
     torch.testing.assert_close(short[0], long[0])  # no padding difference between batches
 
 
-def test_clip_rewards_match_the_transformers_processor_pipeline(tiny_specs):
-    """Device preprocessing reproduces the checkpoint's own image processor (up to resampling)."""
+@pytest.mark.parametrize("family", ["clip", "siglip2"])
+def test_embeddings_match_the_checkpoints_own_processor_pipeline(tiny_specs, family):
+    """Device preprocessing reproduces the checkpoint's image processor (up to resampling); for
+    SigLIP 2 NaFlex on square frames, whose patch grid is then the same."""
     from transformers import AutoImageProcessor, AutoModel
 
-    folder = tiny_specs["clip"].removeprefix("hf:")
+    square = FRAMES[:, :, 10:50]
+    folder = tiny_specs[family].removeprefix("hf:")
     processor, network = AutoImageProcessor.from_pretrained(folder), AutoModel.from_pretrained(folder)
-    pixels = processor(images=list(FRAMES), return_tensors="pt")["pixel_values"]
     with torch.inference_mode():
-        reference = network.get_image_features(pixel_values=pixels)
+        reference = network.get_image_features(**processor(images=list(square), return_tensors="pt"))
     reference = getattr(reference, "pooler_output", reference)
     reference = torch.nn.functional.normalize(reference, dim=-1).numpy()
-    with load(tiny_specs["clip"]) as model:
-        ours = model.embed_images(FRAMES)
-    assert np.min(np.sum(ours * reference, axis=1)) > 0.97
+    with load(tiny_specs[family]) as model:
+        ours = model.embed_images(square)
+    assert np.min(np.sum(ours * reference, axis=1)) > 0.999
+    # Tiny random towers embed every image alike: other frames fall short of that bar, though not far.
+    assert np.min(np.sum(ours * reference[::-1], axis=1)) < 0.999
 
 
 def test_video_episode_mode_rewards_the_last_step_with_the_whole_episodes_clip(tiny_specs):

@@ -1,4 +1,9 @@
-"""CLIP and SigLIP (and the fixed-resolution SigLIP 2 checkpoints) from transformers.
+"""CLIP, SigLIP and SigLIP 2 from transformers.
+
+SigLIP 2's fixed-resolution checkpoints are SigLIP models. Its NaFlex checkpoints (``Siglip2Model``)
+take a variable grid of patches; here every frame is resized to the square grid of
+``max_num_patches`` patches (16 x 16 for 256), so a frame that is not square is stretched to it
+rather than kept at its aspect ratio as NaFlex's own processor would.
 
 Both give an image and a text embedding; the reward model normalises them and applies the
 goal-baseline reward, so with one target prompt and ``alpha=0`` the reward is the cosine
@@ -13,13 +18,14 @@ saturates, and ``t`` and ``b`` (fixed numbers) would only rescale and shift it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from vlmrm_reward import PreprocessConfig
 
-__all__ = ["ImageTextBackend"]
+__all__ = ["ImageTextBackend", "NaFlexBackend"]
 
 
 def pooled(output: Any) -> torch.Tensor:
@@ -61,6 +67,50 @@ class ImageTextBackend:
 
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
         return pooled(self.model.get_text_features(**tokenize(self, prompts)))
+
+
+class NaFlexBackend(ImageTextBackend):
+    """SigLIP 2 NaFlex: the preprocessed square frame is cut into its grid of patches."""
+
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Any, preprocess_config: PreprocessConfig, patch_size: int
+    ):
+        super().__init__(model, tokenizer, preprocess_config, pad_to_max_length=True)
+        self.patch_size = patch_size
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = pixels.shape
+        size = self.patch_size
+        rows, columns = height // size, width // size
+        # (N, C, rows, p, columns, p) -> (N, rows * columns, p * p * C), as the processor orders them.
+        patches = pixels.reshape(batch, channels, rows, size, columns, size).permute(0, 2, 4, 3, 5, 1)
+        patches = patches.reshape(batch, rows * columns, size * size * channels)
+        mask = torch.ones(batch, rows * columns, dtype=torch.long, device=pixels.device)
+        shapes = torch.tensor([[rows, columns]], device=pixels.device).expand(batch, 2)
+        return pooled(
+            self.model.get_image_features(
+                pixel_values=patches, pixel_attention_mask=mask, spatial_shapes=shapes
+            )
+        )
+
+
+def naflex_preprocess_config(image_processor: Any) -> tuple[PreprocessConfig, int]:
+    """The square frame size of ``max_num_patches`` patches, and the patch size."""
+    size = int(image_processor.patch_size)
+    side = math.isqrt(int(image_processor.max_num_patches)) * size
+    interpolation = (
+        "bilinear"
+        if int(getattr(image_processor.resample, "value", image_processor.resample)) == 2
+        else "bicubic"
+    )
+    config = PreprocessConfig(
+        size=(side, side),
+        mean=tuple(float(value) for value in image_processor.image_mean),
+        std=tuple(float(value) for value in image_processor.image_std),
+        interpolation=interpolation,
+        resize_mode="squash",
+    )
+    return config, size
 
 
 def tokenize(backend: Any, prompts: Sequence[str]) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from vlmrm_reward import hookimpl
 
-from vlmrm_transformers.image_text import ImageTextBackend
+from vlmrm_transformers.image_text import ImageTextBackend, NaFlexBackend, naflex_preprocess_config
 from vlmrm_transformers.judge import VLMJudgeBackend
 from vlmrm_transformers.loading import from_pretrained, model_source, preprocess_config_of
 from vlmrm_transformers.video import VideoTextBackend
@@ -38,6 +38,11 @@ def load_transformers(model: str, *, cache_dir: str | None = None) -> Any:
     source = model_source(model)
     config = from_pretrained(AutoConfig, source, cache_dir=cache_dir)
     model_type = config.model_type.replace("-", "")
+    if model_type == "siglip2":
+        network = from_pretrained(AutoModel, source, cache_dir=cache_dir)
+        tokenizer = from_pretrained(AutoTokenizer, source, cache_dir=cache_dir)
+        image_processor = from_pretrained(AutoImageProcessor, source, cache_dir=cache_dir)
+        return NaFlexBackend(network, tokenizer, *naflex_preprocess_config(image_processor))
     if model_type in DUAL_ENCODERS or model_type in VIDEO_ENCODERS:
         network = from_pretrained(AutoModel, source, cache_dir=cache_dir)
         tokenizer = from_pretrained(AutoTokenizer, source, cache_dir=cache_dir)
@@ -54,7 +59,9 @@ def load_transformers(model: str, *, cache_dir: str | None = None) -> Any:
                 f"model {model!r} ({config.model_type}) is no image-text-to-text model: {error}"
             ) from None
         return VLMJudgeBackend(network, processor, preprocess_config_of(processor.image_processor))
-    supported = ", ".join((*DUAL_ENCODERS, *VIDEO_ENCODERS, "image-text-to-text VLMs such as llava"))
+    supported = ", ".join(
+        (*DUAL_ENCODERS, "siglip2", *VIDEO_ENCODERS, "image-text-to-text VLMs such as llava")
+    )
     raise ValueError(
         f"model {model!r} is a {config.model_type!r} model; the transformers backend takes {supported}"
     )

@@ -21,6 +21,9 @@ from transformers import (
     LlavaForConditionalGeneration,
     LlavaProcessor,
     PreTrainedTokenizerFast,
+    Siglip2Config,
+    Siglip2ImageProcessor,
+    Siglip2Model,
     SiglipConfig,
     SiglipImageProcessor,
     SiglipModel,
@@ -29,7 +32,7 @@ from transformers import (
     XCLIPModel,
 )
 
-__all__ = ["make_tiny_clip", "make_tiny_llava", "make_tiny_siglip", "make_tiny_xclip"]
+__all__ = ["make_tiny_clip", "make_tiny_llava", "make_tiny_siglip", "make_tiny_siglip2", "make_tiny_xclip"]
 
 WORDS = (
     "a an the of in on and is this image show does humanoid robot kneeling standing lying walking "
@@ -119,6 +122,23 @@ def make_tiny_siglip(folder: str | Path, *, seed: int = 0) -> str:
     state = _seeded(seed)
     try:
         model = SiglipModel(config)
+    finally:
+        torch.random.set_rng_state(state)
+    return _save(model, folder, seed)
+
+
+def make_tiny_siglip2(folder: str | Path, *, seed: int = 0) -> str:
+    """A tiny random ``Siglip2Model`` (SigLIP 2 NaFlex, 16 patches); returns ``"hf:<folder>"``."""
+    folder = Path(folder)
+    tokenizer = _tokenizer(folder)
+    config = Siglip2Config(
+        text_config=_tower(vocab_size=len(tokenizer), max_position_embeddings=16, pad_token_id=0),
+        vision_config=_tower(num_patches=16, patch_size=PATCH_SIZE),
+    )
+    Siglip2ImageProcessor(patch_size=PATCH_SIZE, max_num_patches=16).save_pretrained(folder)
+    state = _seeded(seed)
+    try:
+        model = Siglip2Model(config)
     finally:
         torch.random.set_rng_state(state)
     return _save(model, folder, seed)
