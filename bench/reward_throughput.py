@@ -14,7 +14,7 @@ bf16 dense peak (FLOPs counted by torch.utils.flop_counter on one forward pass).
     python bench/reward_throughput.py --devices cuda:0 cuda:1 cuda:2 cuda:3  # + multi-GPU scaling
 
 With vlmrm-transformers installed, the transformers backends are timed too (``--transformers-models``;
-default: a tiny random CLIP, SigLIP, X-CLIP and LLaVA judge): frames/s of the reward model beside the
+default: a tiny random CLIP, SigLIP, SigLIP 2 NaFlex, X-CLIP and LLaVA judge): frames/s of the reward model beside the
 checkpoint's own processor pipeline (PIL preprocessing on the CPU, the same batch); video models in
 both modes, where frames/s counts episode steps rewarded.
 
@@ -227,7 +227,7 @@ def transformers_throughput(
         root = tempfile.mkdtemp()
         specs = [
             getattr(testing, f"make_tiny_{family}")(f"{root}/{family}")
-            for family in ("clip", "siglip", "xclip", "llava")
+            for family in ("clip", "siglip", "siglip2", "xclip", "llava")
         ]
     print(f"\ntransformers backend ({precision}); frames/s, or episode steps/s for video models")
     print(f"{'model':<36} {'kind':>16} {'batch':>6} {'frames/s':>10}")
