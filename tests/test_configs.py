@@ -28,10 +28,22 @@ def test_every_config_is_listed() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_config_is_valid_as_written_with_a_small_model(name: str) -> None:
+def test_config_is_valid_as_written_with_the_paper_frames(name: str) -> None:
     config = _show(CONFIGS / name)
-    assert config["reward"]["pretrained_model"] == "ViT-B-32/laion2b_s34b_b79k"  # fits one GPU
     assert config["env_name"].startswith("vlmrm/")
+    assert config["render"] == {"width": None, "height": None}  # the env's own, the paper's size
+
+
+def test_humanoid_kneeling_uses_the_paper_model_and_says_how_to_run_a_small_one() -> None:
+    text = (CONFIGS / "humanoid_kneeling.yaml").read_text()
+    assert _show(CONFIGS / "humanoid_kneeling.yaml")["reward"]["pretrained_model"] == (
+        "ViT-bigG-14/laion2b_s39b_b160k"
+    )
+    small = "--set reward.pretrained_model=ViT-B-32/laion2b_s34b_b79k"
+    assert small in text and "not expected to kneel" in text
+    assert _show(CONFIGS / "humanoid_kneeling.yaml", small.split(" ", 1)[1])["reward"][
+        "pretrained_model"
+    ] == ("ViT-B-32/laion2b_s34b_b79k")
 
 
 def test_paper_settings() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -16,55 +18,12 @@ from vlmrm_cli.config import (
 )
 
 # The research code README's own example, verbatim: it must validate as written.
-SEED_README_CONFIG = """\
-env_name: Humanoid-v4 # RL environment name
-base_path: /data/runs/training # Base path to save logs and checkpoints
-seed: 42 # Seed for reproducibility
-description: Humanoid training using CLIP reward
-tags: # Wandb tags
-  - training
-  - humanoid
-  - CLIP
-reward:
-  name: clip
-  pretrained_model: ViT-g-14/laion2b_s34b_b88k # CLIP model name
-  # CLIP batch size per synchronous inference step.
-  # Batch size must be divisible by n_workers (GPU count)
-  # so that it can be shared among workers, and must be a divisor
-  # of n_envs * episode_length so that all batches can be of the
-  # same size (no support for variable batch size as of now.)
-  batch_size: 1600
-  alpha: 0.5 # Alpha value of Baseline CLIP (CO-RELATE)
-  target_prompts: # Description of the goal state
-    - a humanoid robot kneeling
-  baseline_prompts: # Description of the environment
-    - a humanoid robot
-  # Path to pre-saved model weights. When executing multiple runs,
-  # mount a volume to this path to avoid downloading the model
-  # weights multiple times.
-  cache_dir: /root/.cache
-rl:
-  policy_name: MlpPolicy
-  n_steps: 100000 # Total number of simulation steps to be collected.
-  n_envs_per_worker: 2 # Number of environments per worker (GPU)
-  episode_length: 200 # Desired episode length
-  learning_starts: 100 # Number of env steps to collect before training
-  train_freq: 200 # Number of collected env steps between training iterations
-  batch_size: 64 # SAC buffer sample size per gradient step
-  gradient_steps: 1 # Number of samples to collect from the buffer per training step
-  tau: 0.005 # SAC target network update rate
-  gamma: 0.99 # SAC discount factor
-  learning_rate: 3e-4 # SAC optimizer learning rate
-logging:
-  checkpoint_freq: 800 # Number of env steps between checkpoints
-  video_freq: 800 # Number of env steps between videos
-  tensorboard_freq: 800 # Number of env steps between tensorboard logs
-"""
+SEED_README_CONFIG = (Path(__file__).parent / "data" / "research_readme_config.yaml").read_text()
 
 
 def test_seed_readme_config_validates_as_written() -> None:
     config = load_config(SEED_README_CONFIG)
-    assert config.env_name == "Humanoid-v4"
+    assert config.env_name == "vlmrm/Humanoid-v0"  # what Humanoid-v4 meant in the research code
     assert config.reward.batch_size == 1600  # does not divide n_envs * episode_length: no such rule
     assert config.rl.learning_rate == pytest.approx(3e-4)  # YAML 1.1 would read "3e-4" as a string
     assert config.reward.cache_dir == "/root/.cache"

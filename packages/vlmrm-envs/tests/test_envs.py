@@ -128,27 +128,73 @@ def test_humanoid_never_terminates_and_episodes_last_100_steps():
     assert env.unwrapped.data.qpos[2] < 1.0
 
 
-def test_cartpole_pole_falls_onto_the_track_without_ending_the_episode():
-    env = gym.make("vlmrm/CartPole-v0")
+def test_cartpole_pole_swings_freely_and_the_cart_stops_at_the_track_end():
+    env = gym.make("vlmrm/CartPole-v0", render_mode=None)
     observation, _ = env.reset(seed=0)
-    rewards, truncations = [], []
+    rewards, truncations, angles = [], [], []
     for _ in range(200):
         observation, reward, terminated, truncated, info = env.step(1)
         rewards.append(reward)
         truncations.append(truncated)
+        angles.append(observation[2])
         assert not terminated and env.observation_space.contains(observation)
     assert truncations == [False] * 199 + [True]
-    assert abs(observation[0]) == pytest.approx(2.4) and abs(observation[2]) == pytest.approx(np.pi / 2)
+    assert abs(observation[0]) == pytest.approx(2.4)
+    # The pole fell past the horizontal and kept swinging: its angle wraps around at +-pi.
+    assert max(np.abs(angles)) > np.pi / 2
     assert rewards[0] == 1.0 and rewards[-1] == 0.0 and not info["is_success"]
 
 
-def test_mountain_car_may_stay_at_the_flag():
-    env = gym.make("vlmrm/MountainCarContinuous-v0")
+def test_cartpole_frames_are_gymnasiums_own_pixel_for_pixel():
+    ours = gym.make("vlmrm/CartPole-v0")
+    stock = gym.make("CartPole-v1", render_mode="rgb_array")
+    ours.reset(seed=0)
+    stock.reset(seed=0)
+    for state in [(0.0, 0.0, 0.0, 0.0), (1.3, 0.5, 0.2, -1.0), (-2.4, 0.0, -1.5, 0.0), (0.7, 0.0, 3.0, 0.0)]:
+        ours.unwrapped.state = stock.unwrapped.state = np.array(state)
+        frame = ours.render()
+        assert frame.shape == (400, 600, 3)
+        np.testing.assert_array_equal(frame, stock.render())
+
+
+def test_cartpole_smaller_frames_are_the_same_picture_averaged():
+    env = gym.make("vlmrm/CartPole-v0")
+    half = gym.make("vlmrm/CartPole-v0", width=300, height=200)
+    for e in (env, half):
+        e.reset(seed=1)
+        e.unwrapped.state = np.array([0.5, 0.0, 0.3, 0.0])
+    averaged = env.render().reshape(200, 2, 300, 2, 3).mean(axis=(1, 3))
+    assert np.abs(half.render().astype(float) - averaged).max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("env_id", "shape"),
+    [
+        ("vlmrm/CartPole-v0", (400, 600, 3)),
+        ("vlmrm/MountainCarContinuous-v0", (400, 600, 3)),
+        ("vlmrm/Humanoid-v0", (480, 480, 3)),
+    ],
+)
+def test_frames_default_to_the_paper_sizes(env_id, shape):
+    env = gym.make(env_id)
     env.reset(seed=0)
-    env.unwrapped.state = np.array([0.5, 0.0])
-    for _ in range(3):
-        _, reward, terminated, _, info = env.step(np.array([1.0], dtype=np.float32))
+    assert env.render().shape == shape
+    env.close()
+
+
+def test_mountain_car_is_held_at_the_flag_once_it_reaches_it():
+    env = gym.make("vlmrm/MountainCarContinuous-v0", render_mode=None)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.0], dtype=np.float32))
+    assert not info["is_success"]
+    env.unwrapped.state = np.array([0.44, 0.05])
+    for action in (1.0, -1.0, -1.0):
+        observation, reward, terminated, _, info = env.step(np.array([action], dtype=np.float32))
         assert not terminated and info["is_success"] and reward > 90
+        np.testing.assert_allclose(observation, [0.45, 0.0])
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.0], dtype=np.float32))
+    assert not info["is_success"]  # a new episode starts away from the flag
 
 
 @pytest.mark.parametrize("env_id", BASE_IDS + CLIP_IDS)
@@ -198,3 +244,44 @@ def test_humanoid_camera_and_texture_options_change_the_frame():
 def test_humanoid_rejects_unknown_camera_settings():
     with pytest.raises(ValueError, match="unknown setting"):
         gym.make("vlmrm/Humanoid-v0", camera={"zoom": 2})
+
+
+def _humanoid_frame(**kwargs):
+    env = gym.make("vlmrm/Humanoid-v0", **SIZE, **kwargs)
+    env.reset(seed=0)
+    frame = env.render().astype(int)
+    env.close()
+    return frame
+
+
+def test_humanoid_scene_looks_like_the_research_codes():
+    frame = _humanoid_frame()
+    # Sky: blue with white clouds; floor: dark grey stone (bottom rows); robot: light metal (centre).
+    sky, floor = frame[:12].reshape(-1, 3), frame[-10:].reshape(-1, 3)
+    assert sky[:, 2].mean() > sky[:, 0].mean() + 25
+    assert floor.mean() < 110 and np.abs(floor[:, 0] - floor[:, 1]).mean() < 8
+    assert frame[28:44, 28:36].max() > 170
+
+
+def test_texture_dir_images_replace_the_generated_ones(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32, 3), (200, 30, 30), np.uint8)).save(tmp_path / "tiles.png")
+    floor = _humanoid_frame(texture_dir=str(tmp_path))[-10:].reshape(-1, 3)
+    assert floor[:, 0].mean() > floor[:, 1].mean() + 30  # the red floor is used unchanged
+
+
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [
+        (lambda path: None, "holds none of sky.png, tiles.png, robot.png"),
+        (lambda path: (path / "sky.png").write_text("not an image"), "is not a PNG"),
+        (lambda path: path.rmdir(), "is not a folder"),
+    ],
+)
+def test_texture_dir_refuses_what_it_cannot_use(tmp_path, setup, match):
+    folder = tmp_path / "textures"
+    folder.mkdir()
+    setup(folder)
+    with pytest.raises(ValueError, match=match):
+        gym.make("vlmrm/Humanoid-v0", texture_dir=str(folder))

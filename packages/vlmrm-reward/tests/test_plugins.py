@@ -95,7 +95,10 @@ def test_builtin_open_clip_backend_comes_from_its_entry_point():
 
 
 def test_third_party_backend_is_discovered_and_used(installed_plugin):
-    assert vlmrm_reward.list_backends() == ["mean_colour", "mean_colour_video", "open_clip", "redness_judge"]
+    # Other installed plugins (vlmrm-transformers, say) may be listed too.
+    assert {"mean_colour", "mean_colour_video", "open_clip", "redness_judge"} <= set(
+        vlmrm_reward.list_backends()
+    )
     model = vlmrm_reward.load_reward_model("any", backend="mean_colour", target_prompts=["red"], device="cpu")
     red = np.zeros((1, 8, 8, 3), np.uint8)
     red[..., 0] = 255
@@ -108,7 +111,7 @@ def test_third_party_backend_is_discovered_and_used(installed_plugin):
 
 def test_unknown_backend_lists_the_installed_ones(installed_plugin):
     with pytest.raises(
-        ValueError, match="installed backends: mean_colour, mean_colour_video, open_clip, redness_judge"
+        ValueError, match="installed backends: mean_colour, mean_colour_video, open_clip, redness_judge($|, )"
     ):
         vlmrm_reward.load_reward_model("any", backend="clap", target_prompts=["red"])
 

@@ -155,3 +155,26 @@ def test_copies_share_the_loaded_model_and_pickling_is_refused(reward_model):
     assert copy.copy(reward_model) is reward_model
     with pytest.raises(TypeError, match="cannot be sent to another process"):
         pickle.dumps(reward_model)
+
+
+def test_resize_mode_overrides_the_models_own(tiny_model_spec):
+    # A 600x400 frame whose only detail is at its right edge, as MountainCar's flag is.
+    frames = np.zeros((1, 400, 600, 3), np.uint8)
+    frames[:, 150:250, 530:580] = 255
+    models = {
+        mode: load_reward_model(tiny_model_spec, target_prompts=TARGETS, device="cpu", resize_mode=mode)
+        for mode in (None, "shortest", "squash")
+    }
+    try:
+        assert models[None].preprocess_config.resize_mode == "shortest"  # the tiny model's own
+        cropped = preprocess_frames(torch.from_numpy(frames), models["shortest"].preprocess_config)
+        squashed = preprocess_frames(torch.from_numpy(frames), models["squash"].preprocess_config)
+        # Each channel of the cropped input is one flat value: the crop cut the detail away.
+        assert (cropped == cropped[..., :1, :1]).all()
+        assert not (squashed == squashed[..., :1, :1]).all()
+        assert models[None](frames) == models["shortest"](frames)
+    finally:
+        for model in models.values():
+            model.close()
+    with pytest.raises(ValueError, match="resize_mode must be one of"):
+        load_reward_model("no-such-model/weights", target_prompts=TARGETS, resize_mode="crop")

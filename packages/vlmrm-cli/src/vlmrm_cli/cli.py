@@ -36,6 +36,10 @@ def _one_line_errors(
         raise as_error(str(error)) from None
 
 
+def _notify(line: str) -> None:
+    click.echo(line, err=True)
+
+
 set_option = click.option(
     "--set",
     "overrides",
@@ -126,7 +130,7 @@ def train(
         raise click.UsageError("give --resume RUN_DIR or --run-dir DIR, not both")
     # An env worker printed its own traceback: the user needs one line on what it means, and exit code 1.
     with _one_line_errors(ConfigError, BadConfig), _one_line_errors(EnvWorkerDied, click.ClickException):
-        loaded = None if resume is not None else load_config(config, overrides)
+        loaded = None if resume is not None else load_config(config, overrides, _notify)
         result = run_training(
             loaded,  # type: ignore[arg-type]  (None only with resume_dir)
             resume_dir=resume,
@@ -151,7 +155,7 @@ def config_show(config: str, overrides: tuple[str, ...]) -> None:
     from vlmrm_cli.training import resolve
 
     with _one_line_errors(ConfigError, BadConfig):
-        click.echo(dump_config(resolve(load_config(config, overrides))), nl=False)
+        click.echo(dump_config(resolve(load_config(config, overrides, _notify))), nl=False)
 
 
 @main.command()
@@ -167,6 +171,13 @@ def config_show(config: str, overrides: tuple[str, ...]) -> None:
 @click.option("--device", default=None, help="Device to score on (default: first GPU, else CPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--cache-dir", default=None, help="Where downloaded weights are kept.")
+@click.option(
+    "--resize-mode",
+    type=click.Choice(["squash", "shortest", "longest", "model"]),
+    default="squash",
+    show_default=True,
+    help="How a frame that is not square becomes the model's input (as reward.resize_mode).",
+)
 @click.option(
     "--csv", "csv_path", default=None, help="Write file,frame,reward rows here ('-': stdout, no table)."
 )
@@ -188,6 +199,7 @@ def score(
     device: str | None,
     batch_size: int,
     cache_dir: str | None,
+    resize_mode: str,
     csv_path: str | None,
     plot_path: Path | None,
     files: tuple[Path, ...],
@@ -209,6 +221,7 @@ def score(
         device=device,
         batch_size=batch_size,
         cache_dir=cache_dir,
+        resize_mode=None if resize_mode == "model" else resize_mode,
     )
     rows: list[tuple[str, int, float]] = []
     boundaries: list[int] = []
@@ -317,8 +330,8 @@ def envs(show_all: bool) -> None:
 @click.option(
     "--steps", type=click.IntRange(min=1), default=100, show_default=True, help="Env steps to time."
 )
-@click.option("--width", type=click.IntRange(min=16), default=224, show_default=True)
-@click.option("--height", type=click.IntRange(min=16), default=224, show_default=True)
+@click.option("--width", type=click.IntRange(min=16), help="Frame width (default: the env's own).")
+@click.option("--height", type=click.IntRange(min=16), help="Frame height (default: the env's own).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
     "--device", "devices", multiple=True, help="Scoring device (repeatable; default: all GPUs, else CPU)."
@@ -329,8 +342,8 @@ def fps(
     env_id: str,
     model: str,
     steps: int,
-    width: int,
-    height: int,
+    width: int | None,
+    height: int | None,
     batch_size: int,
     devices: tuple[str, ...],
     backend: str,

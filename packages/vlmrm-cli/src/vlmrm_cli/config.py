@@ -12,7 +12,7 @@ import difflib
 import importlib
 import inspect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,10 +26,12 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 __all__ = [
     "ALGORITHMS",
+    "RESEARCH_ENV_NAMES",
     "Config",
     "ConfigError",
     "LoggingConfig",
@@ -43,6 +45,7 @@ __all__ = [
     "load_config",
     "parse_yaml",
     "read_config_source",
+    "research_env_notice",
     "resolve_config",
     "validate_config",
 ]
@@ -74,8 +77,64 @@ ALGORITHM_ARGUMENTS = (
 )
 
 
+RESEARCH_ENV_NAMES: dict[str, str] = {
+    "Humanoid-v4": "vlmrm/Humanoid-v0",
+    "CartPole-v1": "vlmrm/CartPole-v0",
+    "MountainCarContinuous-v0": "vlmrm/MountainCarContinuous-v0",
+}
+"""The research code's ``env_name`` values -> the vlmrm envs they meant there (the paper's envs).
+
+Gymnasium's stock envs stay reachable as ``gymnasium:CartPole-v1``."""
+
+# The research code's schema had these keys; they are moved to where vlmrm keeps them.
+# rl.KEY -> a constructor argument of the algorithm (rl.algorithm_kwargs.KEY).
+_RESEARCH_ALGORITHM_KEYS = ("ent_coef", "use_sde", "target_update_interval")
+# reward.KEY -> env_kwargs.KEY (the research code configured the Humanoid's look under reward).
+_RESEARCH_ENV_KEYS = {"camera_config": "camera", "textured": "textured"}
+
+
 class ConfigError(ValueError):
     """A config that cannot run; the message is one line naming the key path."""
+
+
+def research_env_notice(env_name: Any) -> str | None:
+    """One line saying which env a research-code ``env_name`` trains on, and how to opt out."""
+    if not isinstance(env_name, str) or env_name not in RESEARCH_ENV_NAMES:
+        return None
+    return (
+        f"env_name: {env_name} is the research code's name for the paper's env: training on "
+        f"{RESEARCH_ENV_NAMES[env_name]} (the paper's frames, no termination); for Gymnasium's stock "
+        f"env write env_name: gymnasium:{env_name}"
+    )
+
+
+def _research_keys_moved(data: Any) -> Any:
+    """``data`` with the research code's keys (``rl.ent_coef``, ``rl.rl_kwargs``,
+    ``reward.camera_config``, ...) moved to vlmrm's (``rl.algorithm_kwargs``, ``env_kwargs``)."""
+    if not isinstance(data, dict):
+        return data
+    data = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+    rl, reward = data.get("rl"), data.get("reward")
+    if isinstance(rl, dict):
+        moved = rl.pop("rl_kwargs") if isinstance(rl.get("rl_kwargs"), dict) else {}
+        moved.update((key, rl.pop(key)) for key in _RESEARCH_ALGORITHM_KEYS if key in rl)
+        _merge_into(rl, "algorithm_kwargs", moved, "rl.algorithm_kwargs")
+    if isinstance(reward, dict):
+        moved = {env_key: reward.pop(key) for key, env_key in _RESEARCH_ENV_KEYS.items() if key in reward}
+        _merge_into(data, "env_kwargs", moved, "env_kwargs")
+    return data
+
+
+def _merge_into(section: dict[str, Any], key: str, moved: dict[str, Any], where: str) -> None:
+    existing = section.get(key, {})
+    if not moved or not isinstance(existing, dict):
+        return  # nothing to move, or validation names the malformed section
+    for name, value in moved.items():
+        if name in existing and existing[name] != value:
+            raise ValueError(
+                f"{where}.{name} is given twice (once by its research-code key) with different values"
+            )
+    section[key] = {**existing, **moved}
 
 
 def _reject_bool(value: Any) -> Any:
@@ -130,6 +189,11 @@ class RewardConfig(_Section):
     devices: list[Text] | None = Field(default=None, min_length=1)
     """Devices that score frames, e.g. ``[cuda:1, cuda:2]``; default: every visible GPU, else the CPU."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    resize_mode: Literal["squash", "shortest", "longest", "model"] = "squash"
+    """How a frame that is not square becomes the model's square input. ``squash`` (the paper's):
+    resize ignoring the aspect ratio, the whole frame is seen. ``shortest``: crop the long side
+    (a 600x400 frame loses its outer sixths: MountainCar's flag, CartPole's track ends).
+    ``longest``: pad the short side. ``model``: the model's own preprocess config."""
 
 
 class RLConfig(_Section):
@@ -188,10 +252,16 @@ class LoggingConfig(_Section):
 
 
 class RenderConfig(_Section):
-    """``render``: frame size in pixels, for envs whose constructor takes one (MuJoCo and vlmrm envs)."""
+    """``render``: frame size in pixels, for envs whose constructor takes one (MuJoCo and vlmrm envs).
 
-    width: Annotated[int, _Number, Field(ge=16)] = 224
-    height: Annotated[int, _Number, Field(ge=16)] = 224
+    Default (null): the env's own size, for the vlmrm envs the paper's (CartPole and MountainCar
+    600x400, Humanoid 480x480). Smaller frames are a speed setting: MuJoCo renders them faster,
+    and every env sends less between processes; the classic-control envs draw the same picture
+    and resize it.
+    """
+
+    width: Annotated[int, _Number, Field(ge=16)] | None = None
+    height: Annotated[int, _Number, Field(ge=16)] | None = None
 
 
 class WandbConfig(_Section):
@@ -220,10 +290,17 @@ class Config(_Section):
     """Passed to ``gym.make``, e.g. ``{camera: {...}}`` for ``vlmrm/Humanoid-v0``."""
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_research_schema(cls, data: Any) -> Any:
+        return _research_keys_moved(data)
+
     @field_validator("env_name")
     @classmethod
     def _registered(cls, env_name: str) -> str:
         import vlmrm_envs  # noqa: F401  (registers the vlmrm/ ids)
+
+        env_name = RESEARCH_ENV_NAMES.get(env_name, env_name)
 
         if ":" in env_name:  # gym.make's "module:EnvId" form imports the module that registers it
             module, _, env_id = env_name.partition(":")
@@ -340,10 +417,21 @@ def validate_config(data: dict[str, Any]) -> Config:
         raise ConfigError("; ".join(dict.fromkeys(messages))) from None
 
 
-def load_config(source: str, overrides: Sequence[str] = ()) -> Config:
-    """Read (file path or YAML text), override (``["rl.n_steps=1000"]``) and validate a config."""
+def load_config(
+    source: str, overrides: Sequence[str] = (), notify: Callable[[str], None] | None = None
+) -> Config:
+    """Read (file path or YAML text), override (``["rl.n_steps=1000"]``) and validate a config.
+
+    ``notify`` receives one line for each setting read differently from how it is written
+    (a research-code env name, see :data:`RESEARCH_ENV_NAMES`).
+    """
     data, _ = read_config_source(source)
-    return validate_config(apply_overrides(data, overrides))
+    data = apply_overrides(data, overrides)
+    config = validate_config(data)
+    notice = research_env_notice(data.get("env_name"))
+    if notice is not None and notify is not None:
+        notify(notice)
+    return config
 
 
 def dump_config(config: Config) -> str:

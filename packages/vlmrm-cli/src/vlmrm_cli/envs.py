@@ -78,9 +78,19 @@ def episode_length_of(env: gym.Env) -> int | None:
 
 
 def probe_env(config: Config) -> tuple[gym.Space, int | None]:
-    """Make one env to read its action space and episode length (no frame is rendered)."""
+    """Make one env to read its action space and episode length.
+
+    It also draws one frame, so that a missing render dependency (pygame for Gymnasium's
+    classic-control envs) is reported here, in one line, and not by every env worker. MuJoCo envs
+    draw none: their render needs come with vlmrm-envs and are checked when they are made.
+    """
+    from gymnasium.envs.mujoco import MujocoEnv
+
     env = make_env(config)
     try:
+        if not isinstance(env.unwrapped, MujocoEnv):
+            env.reset(seed=config.seed)
+            env.render()
         return env.action_space, episode_length_of(env)
     finally:
         env.close()

@@ -148,6 +148,7 @@ def load_reward_model_for(config: Config) -> Any:
             batch_size=reward.batch_size,
             precision=reward.precision,
             cache_dir=reward.cache_dir,
+            resize_mode=None if reward.resize_mode == "model" else reward.resize_mode,
         )
     except (ValueError, TypeError) as error:
         raise ConfigError(f"reward: {_one_line(error)}") from None

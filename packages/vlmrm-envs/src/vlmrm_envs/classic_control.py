@@ -1,10 +1,11 @@
 """CartPole and MountainCarContinuous as in the paper: no termination, rendered for CLIP.
 
-Termination is removed so that the CLIP reward alone shapes behaviour: the pole may fall (it
-comes to rest on the track at 90 degrees) and the car may reach the flag and stay there.
-Both envs draw their own frames with numpy at any size, anti-aliased, without pygame. The
-MountainCar scene has a sky, distant ranges, a grassy hill with a road and a yellow flag: the
-paper found the stock flat-colour render could not be learned from CLIP rewards.
+Termination is removed so that the CLIP reward alone shapes behaviour: the pole may fall and
+swing freely, and the car may reach the flag and is held there. CartPole frames are Gymnasium's
+own (pygame, 600x400), as the paper's agents saw them. MountainCar frames are drawn here with
+numpy at any size (600x400 by default): a sky, distant ranges, a grassy hill with a road, a red
+car and a yellow flag, since the paper found the stock flat-colour render could not be learned
+from CLIP rewards, and its own scene images are not public.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv as GymnasiumCartPoleEnv
 from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
+from PIL import Image
 
 __all__ = ["CartPoleEnv", "MountainCarContinuousEnv"]
 
@@ -96,23 +98,27 @@ def _fill_below(pixels: np.ndarray, surface_rows: np.ndarray, color: Color) -> N
 
 
 class CartPoleEnv(GymnasiumCartPoleEnv):
-    """Gymnasium's CartPole-v1 dynamics without termination, drawn at ``width`` x ``height``.
+    """Gymnasium's CartPole-v1 as the paper trained it: no termination, Gymnasium's own frames.
 
-    The cart stops at the ends of its track (x = +-2.4, velocity set to 0) and the pole stops
-    when it lies on the track (+-90 degrees), so the observation space is bounded there.
-    ``original_reward`` is 1.0 while the pole is within CartPole-v1's limits (12 degrees,
-    cart on the track) and 0.0 otherwise; ``info["is_success"]`` says the same.
+    Frames are drawn by Gymnasium's CartPole renderer (pygame) at its 600x400, the picture the
+    paper's agents saw; ``width`` and ``height`` resize that picture (area averaging), which
+    shrinks frames in memory and between processes but draws the same scene. As in the research
+    code, the pole swings freely through the track (its angle is wrapped to [-pi, pi]); the cart
+    stops at the ends of its track (x = +-2.4, velocity set to 0).
+    ``original_reward`` is 1.0 while the pole is within CartPole-v1's limits (12 degrees, cart on
+    the track) and 0.0 otherwise; ``info["is_success"]`` says the same.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
 
-    def __init__(self, render_mode: str | None = "rgb_array", width: int = 224, height: int = 224) -> None:
+    def __init__(
+        self, render_mode: str | None = "rgb_array", width: int | None = None, height: int | None = None
+    ) -> None:
         _check_render_mode(render_mode)
-        _check_size(width, height)
         super().__init__(render_mode=render_mode)
-        self.width, self.height = width, height
+        self.width, self.height = _frame_size(width, height, self.screen_width, self.screen_height)
         limit = np.finfo(np.float32).max
-        high = np.array([self.x_threshold, limit, math.pi / 2, limit], dtype=np.float32)
+        high = np.array([self.x_threshold, limit, math.pi, limit], dtype=np.float32)
         self.observation_space = spaces.Box(-high, high, dtype=np.float32)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -123,66 +129,45 @@ class CartPoleEnv(GymnasiumCartPoleEnv):
         upright = abs(theta) <= self.theta_threshold_radians and abs(x) <= self.x_threshold
         if abs(x) > self.x_threshold:
             x, x_dot = math.copysign(self.x_threshold, x), 0.0
-        if abs(theta) > math.pi / 2:
-            theta, theta_dot = math.copysign(math.pi / 2, theta), 0.0
+        theta = (theta + math.pi) % (2 * math.pi) - math.pi
         self.state = np.array((x, x_dot, theta, theta_dot), dtype=np.float64)
         observation = np.array(self.state, dtype=np.float32)
         return observation, float(upright), False, truncated, {**info, "is_success": upright}
 
     def render(self) -> np.ndarray | None:
-        """uint8 (height, width, 3): the cart on its track, the pole, and stops at the track ends."""
+        """uint8 (height, width, 3): Gymnasium's CartPole frame, resized when asked."""
         if self.render_mode is None:
             return None
-        x, _, theta, _ = (0.0, 0.0, 0.0, 0.0) if self.state is None else (float(v) for v in self.state)
-        canvas = _Canvas(_cartpole_background(self.width, self.height, self.x_threshold).copy())
-        scale, track_row = _cartpole_layout(self.width, self.height, self.x_threshold)
-        cart_x = self.width / 2 + x * scale
-        cart_w, cart_h = 0.5 * scale, 0.3 * scale
-        cart_y = track_row - cart_h / 2 - 0.04 * scale
-        for wheel in (-0.3, 0.3):
-            canvas.circle(cart_x + wheel * cart_w, track_row - 0.05 * scale, 0.06 * scale, (0.15, 0.15, 0.17))
-        canvas.box(cart_x, cart_y, cart_w / 2, cart_h / 2, 0.0, (0.20, 0.28, 0.45), rounding=0.02 * scale)
-        pole_len = 2 * self.length * scale
-        axle_y = cart_y - cart_h / 4
-        # theta > 0 leans the pole to the right (+x), drawn as a clockwise turn on screen.
-        canvas.box(
-            cart_x + math.sin(theta) * pole_len / 2,
-            axle_y - math.cos(theta) * pole_len / 2,
-            0.05 * scale,
-            pole_len / 2,
-            -theta,
-            (0.80, 0.60, 0.40),
-            rounding=0.01 * scale,
-        )
-        canvas.circle(cart_x, axle_y, 0.05 * scale, (0.50, 0.50, 0.80))
-        return canvas.to_uint8()
+        if self.state is None:  # Gymnasium draws nothing before the first reset
+            self.state = np.zeros(4)
+        return _resized(super().render(), self.width, self.height)
 
 
-def _cartpole_layout(width: int, height: int, x_threshold: float) -> tuple[float, float]:
-    """Pixels per metre (the track and the cart fit the width) and the row of the track."""
-    return width / (2 * x_threshold + 1.0), height * 0.7
+def _frame_size(
+    width: int | None, height: int | None, native_width: int, native_height: int
+) -> tuple[int, int]:
+    """The frame size to return: the renderer's own unless given (each at least 16 pixels)."""
+    width = native_width if width is None else width
+    height = native_height if height is None else height
+    _check_size(width, height)
+    return width, height
 
 
-@lru_cache(maxsize=8)
-def _cartpole_background(width: int, height: int, x_threshold: float) -> np.ndarray:
-    scale, track_row = _cartpole_layout(width, height, x_threshold)
-    pixels = _sky(height, width, (0.78, 0.86, 0.95), (0.96, 0.97, 0.98), track_row)
-    _fill_below(pixels, np.full(width, track_row, np.float32), (0.62, 0.60, 0.56))
-    canvas = _Canvas(pixels)
-    canvas.box(width / 2, track_row, x_threshold * scale + 0.3 * scale, 0.015 * scale, 0.0, (0.1, 0.1, 0.1))
-    for end in (-1, 1):
-        stop_x = width / 2 + end * (x_threshold + 0.3) * scale
-        canvas.box(stop_x, track_row - 0.1 * scale, 0.03 * scale, 0.1 * scale, 0.0, (0.3, 0.3, 0.3))
-    pixels.setflags(write=False)
-    return pixels
+def _resized(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``frame`` at (height, width), averaging the pixels each output pixel covers."""
+    if frame.shape[:2] == (height, width):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BOX))
 
 
 class MountainCarContinuousEnv(Continuous_MountainCarEnv):
-    """Gymnasium's MountainCarContinuous-v0 without termination, with a realistic render.
+    """Gymnasium's MountainCarContinuous-v0 as the paper trained it, with a realistic render.
 
-    The car may reach the flag (position >= 0.45) and stay; ``original_reward`` keeps
-    Gymnasium's reward (+100 on every step at the flag, minus the action cost) and
-    ``info["is_success"]`` says whether the car is at the flag.
+    No termination: once the car reaches the flag (position >= 0.45) it is held there for the
+    rest of the episode, as in the research code, and ``info["is_success"]`` stays True.
+    ``original_reward`` keeps Gymnasium's reward (+100 on every step at the flag, minus the
+    action cost). Frames are 600x400 (Gymnasium's size) unless ``width``/``height`` say otherwise;
+    the scene is drawn at any size directly.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -191,24 +176,36 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
         self,
         render_mode: str | None = "rgb_array",
         goal_velocity: float = 0,
-        width: int = 224,
-        height: int = 224,
+        width: int | None = None,
+        height: int | None = None,
     ) -> None:
         _check_render_mode(render_mode)
-        _check_size(width, height)
         super().__init__(render_mode=render_mode, goal_velocity=goal_velocity)
-        self.width, self.height = width, height
+        self.width, self.height = _frame_size(width, height, self.screen_width, self.screen_height)
+        self.reached_flag = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        self.reached_flag = False
+        return super().reset(seed=seed, options=options)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        observation, reward, terminated, truncated, info = super().step(action)
-        return observation, float(reward), False, truncated, {**info, "is_success": bool(terminated)}
+        observation, reward, _, truncated, info = super().step(action)
+        self.reached_flag = self.reached_flag or float(self.state[0]) >= self.goal_position
+        if self.reached_flag:
+            # Held at the flag: Gymnasium's reward for a step that ends there.
+            self.state = np.array([self.goal_position, 0.0])
+            observation = np.array(self.state, dtype=np.float32)
+            reward = 100.0 - 0.1 * float(np.asarray(action).reshape(-1)[0]) ** 2
+        return observation, float(reward), False, truncated, {**info, "is_success": self.reached_flag}
 
     def render(self) -> np.ndarray | None:
         """uint8 (height, width, 3): a red car on a road over a green hill, a flag at the goal."""
         if self.render_mode is None:
             return None
         position = self.min_position if self.state is None else float(self.state[0])
-        scale, base_row = _mountain_layout(self.width, self.height)
+        scale, base_row, left = _mountain_layout(self.width, self.height)
         canvas = _Canvas(_mountain_background(self.width, self.height, self.goal_position).copy())
         slope = math.atan(0.45 * 3 * math.cos(3 * position))
         normal = (-math.sin(slope), math.cos(slope))  # world coordinates, y up
@@ -217,7 +214,7 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
         def to_screen(along: float, up: float) -> tuple[float, float]:
             wx = ground_x + along * math.cos(slope) + up * normal[0]
             wy = ground_y + along * math.sin(slope) + up * normal[1]
-            return (wx - self.min_position) * scale, base_row - wy * scale
+            return left + (wx - self.min_position) * scale, base_row - wy * scale
 
         body, cabin, dark = (0.78, 0.12, 0.10), (0.72, 0.84, 0.92), (0.12, 0.12, 0.13)
         canvas.box(*to_screen(0.0, 0.055), 0.075 * scale, 0.022 * scale, slope, body, rounding=0.008 * scale)
@@ -236,16 +233,19 @@ def _hill(x: float | np.ndarray) -> float | np.ndarray:
     return np.sin(3 * x) * 0.45 + 0.55
 
 
-def _mountain_layout(width: int, height: int) -> tuple[float, float]:
-    """Pixels per world unit (the track [-1.2, 0.6] fills the width) and the row of height 0."""
-    scale = width / 1.8
-    return scale, height / 2 + 0.6 * scale
+def _mountain_layout(width: int, height: int) -> tuple[float, float, float]:
+    """Pixels per world unit, the row of height 0 and the column of x = -1.2.
+
+    The scene (the track [-1.2, 0.6], heights 0 to 1.2 with the flag) fits the frame, centred.
+    """
+    scale = min(width / 1.8, height / 1.25)
+    return scale, height / 2 + 0.625 * scale, (width - 1.8 * scale) / 2
 
 
 @lru_cache(maxsize=8)
 def _mountain_background(width: int, height: int, goal_position: float) -> np.ndarray:
-    scale, base_row = _mountain_layout(width, height)
-    world_x = -1.2 + (np.arange(width, dtype=np.float32) + 0.5) / scale
+    scale, base_row, left = _mountain_layout(width, height)
+    world_x = -1.2 + (np.arange(width, dtype=np.float32) + 0.5 - left) / scale
     horizon = base_row - 0.75 * scale
     pixels = _sky(height, width, (0.30, 0.50, 0.80), (0.82, 0.88, 0.94), horizon)
     # Two ranges behind the track: far and hazy blue-grey, then nearer and greener.
@@ -257,8 +257,8 @@ def _mountain_background(width: int, height: int, goal_position: float) -> np.nd
     _fill_below(pixels, surface, (0.36, 0.30, 0.24))  # road
     _fill_below(pixels, surface + 0.025 * scale, (0.30, 0.52, 0.22))  # grass under the road
     canvas = _Canvas(pixels)
-    pole_x, pole_foot = (goal_position + 1.2) * scale, base_row - float(_hill(goal_position)) * scale
-    pole_h = 0.22 * scale
+    pole_x, pole_foot = left + (goal_position + 1.2) * scale, base_row - float(_hill(goal_position)) * scale
+    pole_h = 0.16 * scale
     canvas.box(pole_x, pole_foot - pole_h / 2, 0.008 * scale, pole_h / 2, 0.0, (0.25, 0.22, 0.2))
     canvas.box(
         pole_x + 0.06 * scale,

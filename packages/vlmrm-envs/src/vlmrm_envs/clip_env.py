@@ -48,9 +48,10 @@ def make_clip_env(
     model: str | None = None,
     reward_model: RewardFunction | None = None,
     device: str | torch.device | None = None,
+    resize_mode: str | None = "squash",
     defer_reward: bool = False,
-    width: int = 224,
-    height: int = 224,
+    width: int | None = None,
+    height: int | None = None,
     episode_length: int | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
@@ -70,10 +71,14 @@ def make_clip_env(
         reward_model: an already loaded ``RewardModel``, or any callable mapping uint8 frames
             (N, H, W, 3) to rewards (N,), shared by many envs. Excludes ``model`` and ``device``.
         device: where a model loaded here runs (default: the first GPU, else the CPU).
+        resize_mode: how a model loaded here turns a frame that is not square into its square
+            input: ``"squash"`` (the paper's: the whole frame, aspect ratio ignored),
+            ``"shortest"`` (crop), ``"longest"`` (pad), None (the model's own config).
         defer_reward: reward 0.0 in ``step``; an episode-end algorithm scores ``info["frame"]``
             later in large batches. No model is loaded.
         width, height: frame size in pixels, for envs whose constructor takes them (MuJoCo and
-            vlmrm envs); other envs render at their own size, which CLIP's preprocessing handles.
+            vlmrm envs); default, and for other envs: the env's own size (the paper's frames for
+            the vlmrm envs). CLIP's preprocessing handles any size.
         episode_length: steps per episode (a ``TimeLimit``); default: the env's registered limit.
         **env_kwargs: passed to ``gym.make`` (e.g. ``camera=...`` for ``vlmrm/Humanoid-v0``).
 
@@ -90,9 +95,12 @@ def make_clip_env(
     if render_mode != "rgb_array":
         raise ValueError(f"CLIP envs render rgb_array frames to score; got render_mode={render_mode!r}")
     check_mujoco_gl()
-    if _takes_frame_size(env_id):
-        env_kwargs = {"width": width, "height": height, **env_kwargs}
-    scorer = _reward_function(prompts, baseline_prompts, alpha, model, reward_model, device, defer_reward)
+    frame_size = {name: value for name, value in (("width", width), ("height", height)) if value is not None}
+    if frame_size and _takes_frame_size(env_id):
+        env_kwargs = {**frame_size, **env_kwargs}
+    scorer = _reward_function(
+        prompts, baseline_prompts, alpha, model, reward_model, device, resize_mode, defer_reward
+    )
     try:
         env = gym.make(env_id, render_mode="rgb_array", max_episode_steps=episode_length, **env_kwargs)
     except BaseException:
@@ -111,6 +119,7 @@ def _reward_function(
     model: str | None,
     reward_model: RewardFunction | None,
     device: str | torch.device | None,
+    resize_mode: str | None,
     defer: bool,
 ) -> RewardFunction | None:
     """The given reward model, a newly loaded one, or None when scoring is deferred."""
@@ -143,6 +152,7 @@ def _reward_function(
         baseline_prompts=baseline_prompts,
         alpha=alpha,
         device=resolve_devices(device)[0],
+        resize_mode=resize_mode,
     )
     return loaded
 

@@ -1,6 +1,6 @@
 """The paper's Humanoid: no unhealthy termination, a fixed camera that frames the body, and a
-textured scene (sky, grass-like floor, light grey robot) that CLIP recognises better than the
-stock brown-on-checkerboard look. Rocamonde et al. (2024) report kneeling success rising from
+textured scene (a sky with clouds, dark grey stone floor tiles, a light metallic robot) that CLIP
+recognises better than the stock brown-on-checkerboard look. Rocamonde et al. (2024) report kneeling success rising from
 36% (stock look) to 91% (textures) and 100% (textures + this camera) with ViT-bigG-14.
 """
 
@@ -21,6 +21,7 @@ from vlmrm_envs.rendering import (
     nvidia_gpu_visible,
     render_report,
 )
+from vlmrm_envs.textures import scene_textures
 
 # A bad MUJOCO_GL makes `import mujoco` raise a terse error of its own; explain it first.
 check_mujoco_gl()
@@ -41,25 +42,25 @@ PAPER_CAMERA: dict[str, Any] = {
 
 _CAMERA_KEYS = ("distance", "lookat", "elevation", "azimuth", "trackbodyid", "type", "fixedcamid")
 
-# Built-in MuJoCo textures only (procedural, no asset files). The floor is not reflective: a
-# mirror floor doubles the body in the image, which CLIP reads as two figures.
+# The research code's scene: image textures for the sky, the floor tiles (repeated 60 times over
+# the 40 m floor) and the robot (shiny, as metal is), no reflective floor (a mirror doubles the
+# body, which CLIP reads as two figures), and a white light straight from above.
 _SCENE_ASSETS = """
 <asset>
-  <texture name="sky" type="skybox" builtin="gradient" rgb1="0.32 0.52 0.82" rgb2="0.88 0.92 0.96"
-           width="512" height="3072"/>
-  <texture name="texplane" type="2d" builtin="checker" rgb1="0.34 0.42 0.24" rgb2="0.30 0.38 0.21"
-           mark="random" random="0.06" markrgb="0.44 0.50 0.32" width="512" height="512"/>
-  <texture name="texgeom" type="cube" builtin="flat" rgb1="0.80 0.81 0.84" rgb2="0.80 0.81 0.84"
-           width="128" height="768"/>
-  <material name="MatPlane" texture="texplane" texrepeat="6 6" texuniform="true" reflectance="0"
-            specular="0.05" shininess="0.05"/>
-  <material name="geom" texture="texgeom" texuniform="true" specular="0.5" shininess="0.4"/>
+  <texture name="sky" type="skybox" file="sky.png"/>
+  <texture name="texplane" type="2d" file="tiles.png"/>
+  <texture name="texgeom" type="cube" file="robot.png"/>
+  <material name="MatPlane" texture="texplane" texrepeat="60 60" reflectance="0" specular="0" shininess="0"/>
+  <material name="geom" texture="texgeom" texuniform="true" specular="1" shininess="1"/>
 </asset>
 """
 
 
 def textured_humanoid_xml(xml_path: str) -> str:
-    """Gymnasium's humanoid XML with the vlmrm scene: sky, floor, body textures and lighting."""
+    """Gymnasium's humanoid XML with the textured scene; its textures are :data:`TEXTURE_FILES`.
+
+    Load it with ``mujoco.MjModel.from_xml_string(xml, scene_textures())``.
+    """
     root = ET.parse(xml_path).getroot()
     old_assets = root.find("asset")
     if old_assets is not None:
@@ -69,12 +70,8 @@ def textured_humanoid_xml(xml_path: str) -> str:
     for geom in [*root.iter("geom")]:
         if geom.get("rgba") is not None:
             geom.set("rgba", "1 1 1 1")
-    visual = root.find("visual")
-    if visual is None:
-        visual = ET.SubElement(root, "visual")
-    # Soft fill light so that the side of the body away from the sun is not black.
-    ET.SubElement(visual, "headlight", ambient="0.3 0.3 0.3", diffuse="0.4 0.4 0.4", specular="0.1 0.1 0.1")
-    ET.SubElement(visual, "quality", shadowsize="4096")
+    for light in root.iter("light"):
+        light.set("specular", ".5 .5 .5")
     return ET.tostring(root, encoding="unicode")
 
 
@@ -83,16 +80,21 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
 
     Differences from ``Humanoid-v5``: unhealthy termination off (a kneeling or lying body is a
     valid goal state; ``vlmrm/Humanoid-v0`` ends every episode after 100 steps instead), the
-    paper's camera (:data:`PAPER_CAMERA`), the textured scene, 224x224 frames, and GPU choice
-    for headless EGL rendering. Frame skip stays 5 (15 ms of simulation per step).
+    paper's camera (:data:`PAPER_CAMERA`), the textured scene, 480x480 frames (the research
+    code's size), and GPU choice for headless EGL rendering. Frame skip stays 5 (15 ms of
+    simulation per step).
 
     Args:
         render_mode: ``"rgb_array"`` (default), ``"depth_array"``, ``"human"`` or None (no rendering).
-        width, height: frame size in pixels.
+        width, height: frame size in pixels (default 480x480). Smaller frames render faster and
+            show the same scene with less detail.
         camera: camera settings that override :data:`PAPER_CAMERA`, e.g. ``{"distance": 4.0}``;
             keys are ``MjvCamera`` attributes: distance, lookat, elevation, azimuth, trackbodyid,
             type, fixedcamid.
         textured: False renders the stock Gymnasium look (for ablations).
+        texture_dir: a folder with the research code's images (``sky.png``, ``tiles.png``,
+            ``robot.png``; any of them) to use instead of the generated ones
+            (:mod:`vlmrm_envs.textures`).
         render_device: EGL device (GPU index) to render on; default ``MUJOCO_EGL_DEVICE_ID``, or
             round-robin over the visible GPUs in vector-env workers (see :mod:`vlmrm_envs.rendering`).
         terminate_when_unhealthy, frame_skip, **kwargs: as for Gymnasium's Humanoid-v5.
@@ -104,10 +106,11 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
     def __init__(
         self,
         render_mode: str | None = "rgb_array",
-        width: int = 224,
-        height: int = 224,
+        width: int = 480,
+        height: int = 480,
         camera: dict[str, Any] | None = None,
         textured: bool = True,
+        texture_dir: str | None = None,
         render_device: int | None = None,
         terminate_when_unhealthy: bool = False,
         frame_skip: int = 5,
@@ -119,6 +122,9 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
         camera_config = {**PAPER_CAMERA, **_check_camera(camera)}
         check_mujoco_gl()
         self.textured = textured
+        if texture_dir is not None and not textured:
+            raise ValueError("texture_dir needs textured=True")
+        self.textures = scene_textures(texture_dir) if textured else {}
         self.render_device = assign_render_device(render_device)
         self.render_info: dict[str, Any] | None = None
         super().__init__(
@@ -137,6 +143,7 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
             height=height,
             camera=camera,
             textured=textured,
+            texture_dir=texture_dir,
             render_device=render_device,
             terminate_when_unhealthy=terminate_when_unhealthy,
             frame_skip=frame_skip,
@@ -146,7 +153,7 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
         if not self.textured:
             return super()._initialize_simulation()
-        model = mujoco.MjModel.from_xml_string(textured_humanoid_xml(self.fullpath))
+        model = mujoco.MjModel.from_xml_string(textured_humanoid_xml(self.fullpath), self.textures)
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         return model, mujoco.MjData(model)

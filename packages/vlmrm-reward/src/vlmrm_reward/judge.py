@@ -43,7 +43,7 @@ class JudgeRewardModel(ReplicatedModel):
         question_template: the question, with ``{prompt}`` where the prompt goes.
         batch_size: frames per micro-batch across all devices.
 
-    ``devices`` and ``precision`` are as for :class:`~vlmrm_reward.RewardModel`.
+    ``devices``, ``precision`` and ``resize_mode`` are as for :class:`~vlmrm_reward.RewardModel`.
     """
 
     def __init__(
@@ -56,10 +56,13 @@ class JudgeRewardModel(ReplicatedModel):
         question_template: str = DEFAULT_QUESTION,
         batch_size: int = DEFAULT_BATCH_SIZE,
         precision: Precision = "auto",
+        resize_mode: str | None = None,
     ) -> None:
         target_prompts = _check_prompts(target_prompts, "target_prompts", required=True)
         check_judge_options(reward, question_template)
-        super().__init__(backend, devices, batch_size=batch_size, precision=precision)
+        super().__init__(
+            backend, devices, batch_size=batch_size, precision=precision, resize_mode=resize_mode
+        )
         self.target_prompts = target_prompts
         self.reward = reward
         self.questions = [question_template.format(prompt=prompt) for prompt in target_prompts]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from vlmrm_reward.backend import Backend, get_backend_loader
-from vlmrm_reward.preprocess import preprocess_frames
+from vlmrm_reward.preprocess import RESIZE_MODES, preprocess_frames
 from vlmrm_reward.reward import goal_baseline_projection, goal_baseline_reward, goal_embedding
 
 if TYPE_CHECKING:
@@ -129,7 +130,9 @@ class ReplicatedModel:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         precision: Precision = "auto",
+        resize_mode: str | None = None,
     ) -> None:
+        _check_resize_mode(resize_mode)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if precision not in PRECISIONS:
@@ -138,6 +141,8 @@ class ReplicatedModel:
         self.batch_size = batch_size
         self.precision = precision
         self.preprocess_config = backend.preprocess_config  # type: ignore[attr-defined]
+        if resize_mode is not None:
+            self.preprocess_config = dataclasses.replace(self.preprocess_config, resize_mode=resize_mode)
         # Copy before the first move so that no device briefly holds two replicas.
         copies = [copy.deepcopy(backend).to(device) for device in self.devices[1:]]  # type: ignore[attr-defined]
         self._replicas = [backend.to(self.devices[0]), *copies]  # type: ignore[attr-defined]
@@ -286,6 +291,11 @@ class RewardModel(GoalBaselineMixin, ReplicatedModel):
             or ``"fp32"``, ``"bf16"``, ``"fp16"`` explicitly.
         compile: wrap each replica's image encoder in ``torch.compile`` (slower start, faster
             steady state on GPUs).
+        resize_mode: how a frame becomes the model's square input, overriding the model's own
+            preprocess config: ``"squash"`` (resize, ignoring the aspect ratio; the paper's,
+            keeps the whole frame), ``"shortest"`` (fit the short side, crop the long one),
+            ``"longest"`` (fit the long side, pad the short one). None: the model's own. Square
+            frames come out the same in every mode.
     """
 
     def __init__(
@@ -299,11 +309,14 @@ class RewardModel(GoalBaselineMixin, ReplicatedModel):
         batch_size: int = DEFAULT_BATCH_SIZE,
         precision: Precision = "auto",
         compile: bool = False,
+        resize_mode: str | None = None,
     ) -> None:
         _check_prompts(target_prompts, "target_prompts", required=True)
         _check_prompts(baseline_prompts, "baseline_prompts", required=False)
         _check_alpha(alpha)
-        super().__init__(backend, devices, batch_size=batch_size, precision=precision)
+        super().__init__(
+            backend, devices, batch_size=batch_size, precision=precision, resize_mode=resize_mode
+        )
         if compile:
             for replica in self._replicas:
                 replica.encode_images = torch.compile(replica.encode_images, dynamic=True)
@@ -362,6 +375,11 @@ def _check_prompts(prompts: Sequence[str], name: str, *, required: bool) -> list
     return prompts
 
 
+def _check_resize_mode(resize_mode: str | None) -> None:
+    if resize_mode is not None and resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)} or None, got {resize_mode!r}")
+
+
 def load_reward_model(
     model: str,
     *,
@@ -375,6 +393,7 @@ def load_reward_model(
     precision: Precision = "auto",
     cache_dir: str | None = None,
     compile: bool = False,
+    resize_mode: str | None = None,
     video_mode: str | None = None,
     window_size: int | None = None,
     judge_reward: str | None = None,
@@ -414,6 +433,7 @@ def load_reward_model(
     _check_prompts(target_prompts, "target_prompts", required=True)
     _check_prompts(baseline_prompts, "baseline_prompts", required=False)
     _check_alpha(alpha)
+    _check_resize_mode(resize_mode)
     video_options = {"video_mode": video_mode, "window_size": window_size}
     judge_options = {"judge_reward": judge_reward, "question_template": question_template}
     if any(value is not None for value in video_options.values()):
@@ -439,7 +459,7 @@ def load_reward_model(
             raise ValueError(
                 f"{', '.join(misplaced)} applies to {option_kind} models only; {model!r} is {described} model"
             )
-    common = {"batch_size": batch_size, "precision": precision}
+    common = {"batch_size": batch_size, "precision": precision, "resize_mode": resize_mode}
     if kind == "video":
         return VideoRewardModel(
             loaded,

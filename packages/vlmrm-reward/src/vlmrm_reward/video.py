@@ -81,9 +81,12 @@ class VideoRewardModel(GoalBaselineMixin, ReplicatedModel):
         window_size: int = DEFAULT_WINDOW_SIZE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         precision: Precision = "auto",
+        resize_mode: str | None = None,
     ) -> None:
         check_video_options(mode, window_size)
-        super().__init__(backend, devices, batch_size=batch_size, precision=precision)
+        super().__init__(
+            backend, devices, batch_size=batch_size, precision=precision, resize_mode=resize_mode
+        )
         self.mode = mode
         self.window_size = window_size
         self.frames_per_clip = int(backend.frames_per_clip)
