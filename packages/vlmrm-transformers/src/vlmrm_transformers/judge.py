@@ -1,5 +1,7 @@
-"""Instruction-tuned VLMs from transformers (LLaVA, PaliGemma and others whose processor takes
-``pixel_values`` of shape (N, 3, H, W)) as yes/no judges.
+"""Instruction-tuned VLMs from transformers as yes/no judges: LLaVA and other image-text-to-text
+models whose processor gives ``pixel_values`` of shape (N, 3, H, W) and one fixed number of image
+tokens per image (tested with LLaVA; models that tile images or cut them into a variable number of
+patches, such as LLaVA-NeXT or Qwen2-VL, are not supported).
 
 The question is put in the processor's chat template (a plain ``"USER: <image>\\n... ASSISTANT:"``
 prompt when it has none) and tokenised once per question; every frame of a batch shares those

@@ -2,7 +2,7 @@
 
 ``load_transformers(model, cache_dir=...)`` reads the checkpoint's config and picks the backend
 by its architecture: a dual encoder (CLIP, SigLIP) gives per-frame embeddings, X-CLIP clip
-embeddings, a vision-to-text model (LLaVA, PaliGemma, ...) a yes/no judge.
+embeddings, an image-text-to-text model (LLaVA-style) a yes/no judge.
 """
 
 from __future__ import annotations
