@@ -60,3 +60,21 @@ def test_a_model_of_another_kind_is_refused(tmp_path):
     ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="is a 'bert' model; the transformers backend takes clip, siglip"):
         load_reward_model(f"hf:{tmp_path}", backend="transformers", target_prompts=["a robot"])
+
+
+def test_a_half_precision_checkpoint_loads_in_fp32_and_scores_on_the_cpu(tiny_specs, tmp_path):
+    import shutil
+
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
+    folder = tiny_specs["clip"].removeprefix("hf:")
+    AutoModel.from_pretrained(folder).to(torch.float16).save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        shutil.copy(f"{folder}/{name}", tmp_path / name)
+    frames = np.zeros((2, 32, 32, 3), np.uint8)
+    with load_reward_model(
+        f"hf:{tmp_path}", backend="transformers", target_prompts=["a robot"], device="cpu"
+    ) as model:
+        assert np.isfinite(model(frames)).all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from vlmrm_reward import hookimpl
 
 from vlmrm_transformers.image_text import ImageTextBackend, NaFlexBackend, naflex_preprocess_config
@@ -25,7 +26,8 @@ VIDEO_ENCODERS = ("xclip",)
 
 
 def load_transformers(model: str, *, cache_dir: str | None = None) -> Any:
-    """Load ``model`` (``"hf:org/repo"``, ``"hf:/folder"`` or a folder) on the CPU in fp32."""
+    """Load ``model`` (``"hf:org/repo"``, ``"hf:/folder"`` or a folder) on the CPU in fp32, whatever
+    the checkpoint's dtype: the reward model's ``precision`` decides the compute dtype (autocast)."""
     from transformers import (
         AutoConfig,
         AutoImageProcessor,
@@ -39,12 +41,12 @@ def load_transformers(model: str, *, cache_dir: str | None = None) -> Any:
     config = from_pretrained(AutoConfig, source, cache_dir=cache_dir)
     model_type = config.model_type.replace("-", "")
     if model_type == "siglip2":
-        network = from_pretrained(AutoModel, source, cache_dir=cache_dir)
+        network = from_pretrained(AutoModel, source, cache_dir=cache_dir, dtype=torch.float32)
         tokenizer = from_pretrained(AutoTokenizer, source, cache_dir=cache_dir)
         image_processor = from_pretrained(AutoImageProcessor, source, cache_dir=cache_dir)
         return NaFlexBackend(network, tokenizer, *naflex_preprocess_config(image_processor))
     if model_type in DUAL_ENCODERS or model_type in VIDEO_ENCODERS:
-        network = from_pretrained(AutoModel, source, cache_dir=cache_dir)
+        network = from_pretrained(AutoModel, source, cache_dir=cache_dir, dtype=torch.float32)
         tokenizer = from_pretrained(AutoTokenizer, source, cache_dir=cache_dir)
         preprocess = preprocess_config_of(from_pretrained(AutoImageProcessor, source, cache_dir=cache_dir))
         if model_type in VIDEO_ENCODERS:
@@ -53,7 +55,9 @@ def load_transformers(model: str, *, cache_dir: str | None = None) -> Any:
     if hasattr(config, "vision_config") and hasattr(config, "text_config"):
         processor = from_pretrained(AutoProcessor, source, cache_dir=cache_dir)
         try:
-            network = from_pretrained(AutoModelForImageTextToText, source, cache_dir=cache_dir)
+            network = from_pretrained(
+                AutoModelForImageTextToText, source, cache_dir=cache_dir, dtype=torch.float32
+            )
         except ValueError as error:
             raise ValueError(
                 f"model {model!r} ({config.model_type}) is no image-text-to-text model: {error}"
