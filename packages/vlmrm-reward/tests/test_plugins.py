@@ -111,7 +111,8 @@ def test_third_party_backend_is_discovered_and_used(installed_plugin):
 
 def test_unknown_backend_lists_the_installed_ones(installed_plugin):
     with pytest.raises(
-        ValueError, match=r"installed backends: mean_colour, mean_colour_video, open_clip, redness_judge($|, )"
+        ValueError,
+        match=r"installed backends: mean_colour, mean_colour_video, open_clip, redness_judge($|, )",
     ):
         vlmrm_reward.load_reward_model("any", backend="clap", target_prompts=["red"])
 
