@@ -21,9 +21,15 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "envs": (("reward",), ("stable-baselines3", "wandb", "click")),
     "sb3": ((), ("mujoco", "wandb", "click", "vlmrm-envs")),
     "cli": (("reward", "envs", "sb3"), ()),
+    # A backend plugin, installed as a third party's would be: found through its entry point.
+    "transformers": (
+        ("reward",),
+        ("stable-baselines3", "mujoco", "wandb", "click", "vlmrm-sb3", "vlmrm-envs"),
+    ),
 }
-# vlmrm packages that only a package's tests need (sb3's README quick start scores with a real tiny CLIP).
-TEST_ONLY_DEPS: dict[str, tuple[str, ...]] = {"sb3": ("reward",)}
+# vlmrm packages that only a package's tests need (sb3's README quick start scores with a real tiny
+# CLIP; the CLI's tests score and train with the transformers plugin's video and judge models).
+TEST_ONLY_DEPS: dict[str, tuple[str, ...]] = {"sb3": ("reward",), "cli": ("transformers",)}
 
 
 def _make_test_session(package: str) -> None:

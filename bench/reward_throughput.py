@@ -12,6 +12,14 @@ bf16 dense peak (FLOPs counted by torch.utils.flop_counter on one forward pass).
     python bench/reward_throughput.py --models ViT-B-32/random ViT-L-14/random ViT-bigG-14/random \
         --batch-sizes 64 256 512 --precisions fp32 bf16    # GPU
     python bench/reward_throughput.py --devices cuda:0 cuda:1 cuda:2 cuda:3  # + multi-GPU scaling
+
+With vlmrm-transformers installed, the transformers backends are timed too (``--transformers-models``;
+default: a tiny random CLIP, SigLIP, SigLIP 2 NaFlex, X-CLIP and LLaVA judge): frames/s of the reward model beside the
+checkpoint's own processor pipeline (PIL preprocessing on the CPU, the same batch); video models in
+both modes, where frames/s counts episode steps rewarded.
+
+    python bench/reward_throughput.py --models none --transformers-models \
+        hf:google/siglip-base-patch16-224 hf:microsoft/xclip-base-patch32 hf:llava-hf/llava-1.5-7b-hf
 """
 
 from __future__ import annotations
@@ -126,10 +134,17 @@ def main() -> None:
         "--naive-frames", type=int, default=64, help="frames for the per-frame baseline (0: skip)"
     )
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the device's bf16 peak")
+    parser.add_argument(
+        "--transformers-models",
+        nargs="*",
+        default=None,
+        help="specs for the transformers backend (default: tiny random models; none given: skip)",
+    )
     args = parser.parse_args()
 
     device = torch.device(args.devices[0])
     models = args.models or [make_tiny_open_clip(tempfile.mkdtemp(), image_size=224, patch_size=32)]
+    models = [model for model in models if model != "none"]
     precisions = args.precisions or (["fp32", "bf16"] if device.type == "cuda" else ["fp32"])
     peak = args.peak_tflops or device_peak_tflops(device)
     name = (
@@ -192,6 +207,83 @@ def main() -> None:
             naive_fps = args.naive_frames / seconds
             print(f"{label:<28} {'per-frame':>9} {1:>6} {naive_fps:>10.1f}   (PIL + one frame per forward)")
             print(f"speed-up of the batched scorer over per-frame scoring: {best / naive_fps:.1f}x")
+    if args.transformers_models != []:
+        transformers_throughput(
+            args.transformers_models, frames, args.batch_sizes, precisions[0], device, args
+        )
+
+
+def transformers_throughput(
+    specs: list[str] | None,
+    frames: np.ndarray,
+    batch_sizes: list[int],
+    precision: str,
+    device: torch.device,
+    args,
+) -> None:
+    """Frames/s of each transformers model kind, beside its own processor pipeline (image-text models)."""
+    try:
+        from vlmrm_transformers import testing
+    except ImportError:
+        print("\nvlmrm-transformers is not installed: its backends are not timed")
+        return
+    if specs is None:
+        root = tempfile.mkdtemp()
+        specs = [
+            getattr(testing, f"make_tiny_{family}")(f"{root}/{family}")
+            for family in ("clip", "siglip", "siglip2", "xclip", "llava")
+        ]
+    print(f"\ntransformers backend ({precision}); frames/s, or episode steps/s for video models")
+    print(f"{'model':<36} {'kind':>16} {'batch':>6} {'frames/s':>10}")
+    for spec in specs:
+        label = (
+            spec if not spec.startswith("hf:/") else f"tiny {spec.rstrip('/').rpartition('/')[2]} (random)"
+        )
+        kinds = [{}]
+        probe = load_reward_model(spec, backend="transformers", target_prompts=["a robot"], device=device)
+        kind = type(probe).__name__
+        probe.close()
+        if kind == "VideoRewardModel":
+            kinds = [{"video_mode": "episode"}, {"video_mode": "window", "window_size": 16}]
+        for options in kinds:
+            for batch_size in batch_sizes:
+                reward_model = load_reward_model(
+                    spec,
+                    backend="transformers",
+                    target_prompts=["a robot"],
+                    device=device,
+                    batch_size=batch_size,
+                    precision=precision,
+                    **options,
+                )
+                seconds = time_calls(reward_model, frames, args.repeats, device)
+                reward_model.close()
+                name = options.get("video_mode", kind.removesuffix("RewardModel").lower() or "image-text")
+                print(f"{label:<36} {name:>16} {batch_size:>6} {len(frames) / seconds:>10.1f}")
+        if kind == "RewardModel" and args.naive_frames:
+            seconds = time_calls(processor_scorer(spec, device), frames[: args.naive_frames], 1, device)
+            print(
+                f"{label:<36} {'processor (PIL)':>16} {args.naive_frames:>6} {args.naive_frames / seconds:>10.1f}"
+            )
+
+
+def processor_scorer(spec: str, device: torch.device):
+    """The checkpoint's own pipeline: its image processor on the CPU, then one forward pass (fp32)."""
+    from transformers import AutoImageProcessor, AutoModel
+
+    source = spec.removeprefix("hf:")
+    processor, network = (
+        AutoImageProcessor.from_pretrained(source),
+        AutoModel.from_pretrained(source).to(device),
+    )
+
+    def score(frames: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            pixels = processor(images=list(frames), return_tensors="pt")["pixel_values"].to(device)
+            output = network.get_image_features(pixel_values=pixels)
+        return getattr(output, "pooler_output", output).cpu().numpy()
+
+    return score
 
 
 if __name__ == "__main__":

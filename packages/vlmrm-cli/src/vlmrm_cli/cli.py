@@ -17,7 +17,7 @@ from vlmrm_cli import __version__
 from vlmrm_cli.config import DEFAULT_MODEL, ConfigError, dump_config, env_module, load_config
 from vlmrm_cli.signals import SignalStop, StopRequested
 
-__all__ = ["BadConfig", "main"]
+__all__ = ["BadConfig", "load_reward_model_or_fail", "main", "reward_frames", "reward_model_options"]
 
 
 class BadConfig(click.ClickException):
@@ -48,6 +48,38 @@ set_option = click.option(
     metavar="KEY.PATH=VALUE",
     help="Override a config key, value read as YAML (repeatable): --set rl.n_steps=1000",
 )
+
+
+def reward_model_options(command: Any) -> Any:
+    """The options that choose a reward model's backend and kind, for every command that scores."""
+    options = [
+        click.option(
+            "--backend",
+            default="open_clip",
+            show_default=True,
+            help="Installed backend: open_clip, or transformers (with vlmrm-transformers) for "
+            "hf:org/repo specs of CLIP, SigLIP, X-CLIP and LLaVA-style models.",
+        ),
+        click.option(
+            "--video-mode",
+            type=click.Choice(["episode", "window"]),
+            default=None,
+            help="Video models: a file is one episode, rewarded at its last frame (episode) or at "
+            "every frame on its last --window-size frames (window). Default: episode.",
+        ),
+        click.option(
+            "--window-size", type=click.IntRange(min=1), default=None, help="Video models: frames per window."
+        ),
+        click.option(
+            "--judge-reward",
+            type=click.Choice(["probability", "log_odds"]),
+            default=None,
+            help="Yes/no VLM judges: the probability of 'yes' (default) or its log-odds.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -365,7 +397,7 @@ def config_show(config: str, overrides: tuple[str, ...]) -> None:
 @click.option(
     "--model", default=DEFAULT_MODEL, show_default=True, help="Model spec, e.g. local-dir:/models/clip."
 )
-@click.option("--backend", default="open_clip", show_default=True)
+@reward_model_options
 @click.option("--device", default=None, help="Device to score on (default: first GPU, else CPU).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--cache-dir", default=None, help="Where downloaded weights are kept.")
@@ -391,6 +423,9 @@ def score(
     alpha: float,
     model: str,
     backend: str,
+    video_mode: str | None,
+    window_size: int | None,
+    judge_reward: str | None,
     device: str | None,
     batch_size: int,
     cache_dir: str | None,
@@ -399,17 +434,20 @@ def score(
     plot_path: Path | None,
     files: tuple[Path, ...],
 ) -> None:
-    """CLIP reward of every frame of image and video FILES, as a table, CSV and plot."""
-    import numpy as np
+    """Reward of every frame of image and video FILES, as a table, CSV and plot.
 
+    A video model takes each file as one episode (see --video-mode)."""
     from vlmrm_cli.video import read_frames, reward_plot
 
-    reward_model = _load_reward_model(
+    reward_model = load_reward_model_or_fail(
         model,
         target_prompts=list(prompts),
         baseline_prompts=list(baselines),
         alpha=alpha,
         backend=backend,
+        video_mode=video_mode,
+        window_size=window_size,
+        judge_reward=judge_reward,
         device=device,
         batch_size=batch_size,
         cache_dir=cache_dir,
@@ -420,13 +458,8 @@ def score(
     try:
         for path in files:
             boundaries.append(len(rows))
-            frames = 0
-            for batch in _batches(_frames_or_fail(read_frames, path), batch_size):
-                rewards = reward_model(np.stack(batch))
-                rows.extend(
-                    (str(path), frames + index, float(reward)) for index, reward in enumerate(rewards)
-                )
-                frames += len(batch)
+            rewards = reward_frames(reward_model, _frames_or_fail(read_frames, path), batch_size)
+            rows.extend((str(path), index, reward) for index, reward in enumerate(rewards))
     finally:
         reward_model.close()
 
@@ -474,7 +507,21 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def _load_reward_model(model: str, **options: Any) -> Any:
+def reward_frames(reward_model: Any, frames: Iterator[Any], batch_size: int) -> Iterator[float]:
+    """The reward of each of ``frames`` (uint8 (H, W, 3) arrays, in order): in batches of
+    ``batch_size`` for per-frame models, all at once as one episode for episode-aware (video) ones."""
+    import numpy as np
+
+    if hasattr(reward_model, "score_episodes"):
+        episode = list(frames)
+        if episode:
+            yield from (float(reward) for reward in reward_model.score_episodes([np.stack(episode)])[0])
+        return
+    for batch in _batches(frames, batch_size):
+        yield from (float(reward) for reward in reward_model(np.stack(batch)))
+
+
+def load_reward_model_or_fail(model: str, **options: Any) -> Any:
     """``vlmrm_reward.load_reward_model(model, **options)``; bad arguments, and a model that cannot be
     loaded (unknown, missing, not downloadable), are reported in one line as a usage error."""
     from vlmrm_reward import load_reward_model
@@ -519,7 +566,7 @@ def envs(show_all: bool) -> None:
 @click.option(
     "--device", "devices", multiple=True, help="Scoring device (repeatable; default: all GPUs, else CPU)."
 )
-@click.option("--backend", default="open_clip", show_default=True)
+@reward_model_options
 @click.option("--cache-dir", default=None)
 def fps(
     env_id: str,
@@ -530,6 +577,9 @@ def fps(
     batch_size: int,
     devices: tuple[str, ...],
     backend: str,
+    video_mode: str | None,
+    window_size: int | None,
+    judge_reward: str | None,
     cache_dir: str | None,
 ) -> None:
     """Render and reward throughput on this machine (one env, random actions)."""
@@ -545,10 +595,13 @@ def fps(
     # The reward model before the first frame: importing what it needs (torchvision, triton) after
     # MuJoCo's first EGL render crashes the process on Mesa's EGL (segmentation fault).
     try:
-        reward_model = _load_reward_model(
+        reward_model = load_reward_model_or_fail(
             model,
             target_prompts=["a robot"],
             backend=backend,
+            video_mode=video_mode,
+            window_size=window_size,
+            judge_reward=judge_reward,
             devices=list(devices) or None,
             batch_size=batch_size,
             cache_dir=cache_dir,

@@ -218,6 +218,15 @@ class RewardConfig(_Section):
     cache_dir: str | None = None
     # -- additions --
     backend: Text = "open_clip"
+    """``open_clip``, or ``transformers`` (vlmrm-transformers) for ``hf:org/repo`` CLIP, SigLIP,
+    X-CLIP and LLaVA-style models; the model's kind decides how frames become rewards."""
+    video_mode: Literal["episode", "window"] | None = None
+    """Video models: ``episode`` (default; the whole episode's clip, rewarded at its last step) or
+    ``window`` (each step scored on its last ``window_size`` frames)."""
+    window_size: PositiveInt | None = None
+    """Video models in ``window`` mode: frames per window (default 16)."""
+    judge_reward: Literal["probability", "log_odds"] | None = None
+    """Yes/no VLM judges: the probability of "yes" (default) or its log-odds."""
     devices: list[Text] | None = Field(default=None, min_length=1)
     """Devices that score frames, e.g. ``[cuda:1, cuda:2]``; default: every visible GPU, else the CPU."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

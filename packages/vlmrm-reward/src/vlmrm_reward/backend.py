@@ -13,7 +13,15 @@ import torch
 from vlmrm_reward import hookspecs
 from vlmrm_reward.preprocess import PreprocessConfig
 
-__all__ = ["Backend", "BackendLoader", "get_backend_loader", "list_backends", "plugin_manager"]
+__all__ = [
+    "Backend",
+    "BackendLoader",
+    "JudgeBackend",
+    "VideoBackend",
+    "get_backend_loader",
+    "list_backends",
+    "plugin_manager",
+]
 
 
 @runtime_checkable
@@ -36,8 +44,46 @@ class Backend(Protocol):
         ...
 
 
-BackendLoader = Callable[..., Backend]
-"""``loader(model: str, *, cache_dir: str | None) -> Backend``, weights on the CPU."""
+@runtime_checkable
+class VideoBackend(Protocol):
+    """A video-language model: scores clips of ``frames_per_clip`` frames against prompts.
+
+    ``encode_videos`` takes preprocessed clips (N, F, 3, h, w) float32 on the backend's device,
+    F = ``frames_per_clip``, and returns (N, D) embeddings; ``encode_text`` as for
+    :class:`Backend`. A loader returning one makes :func:`~vlmrm_reward.load_reward_model`
+    build a :class:`~vlmrm_reward.VideoRewardModel`.
+    """
+
+    preprocess_config: PreprocessConfig
+    frames_per_clip: int
+
+    def encode_videos(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_text(self, prompts: Sequence[str]) -> torch.Tensor: ...
+
+    def to(self, device: torch.device) -> VideoBackend: ...
+
+
+@runtime_checkable
+class JudgeBackend(Protocol):
+    """A generative VLM asked a yes/no question about each image.
+
+    ``yes_log_odds`` takes preprocessed pixels (N, 3, h, w) float32 on the backend's device and
+    one question, and returns (N,) float log-odds log P(yes) - log P(no) of the model's first
+    answer token. A loader returning one makes :func:`~vlmrm_reward.load_reward_model` build a
+    :class:`~vlmrm_reward.JudgeRewardModel`.
+    """
+
+    preprocess_config: PreprocessConfig
+
+    def yes_log_odds(self, pixels: torch.Tensor, question: str) -> torch.Tensor: ...
+
+    def to(self, device: torch.device) -> JudgeBackend: ...
+
+
+BackendLoader = Callable[..., Backend | VideoBackend | JudgeBackend]
+"""``loader(model: str, *, cache_dir: str | None) -> Backend | VideoBackend | JudgeBackend``,
+weights on the CPU."""
 
 
 @cache

@@ -14,8 +14,11 @@ advertised under the ``vlmrm`` entry-point group::
     def register_backends(register):
         register("my_backend", load_my_backend)
 
-``load_my_backend(model: str, *, cache_dir: str | None) -> Backend`` returns an object
-satisfying :class:`vlmrm_reward.Backend`. The built-in open_clip backend is registered in
+``load_my_backend(model: str, *, cache_dir: str | None)`` returns an object satisfying one of
+:class:`vlmrm_reward.Backend` (image and text embeddings: the goal-baseline reward per frame),
+:class:`vlmrm_reward.VideoBackend` (clip and text embeddings: rewards of whole episodes) or
+:class:`vlmrm_reward.JudgeBackend` (a yes/no question per frame); which one decides the reward
+model :func:`vlmrm_reward.load_reward_model` builds. The built-in open_clip backend is registered in
 exactly this way (see ``vlmrm_reward.open_clip_backend``).
 """
 

@@ -8,7 +8,7 @@ import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -17,7 +17,19 @@ from vlmrm_reward.backend import Backend, get_backend_loader
 from vlmrm_reward.preprocess import RESIZE_MODES, preprocess_frames
 from vlmrm_reward.reward import goal_baseline_projection, goal_baseline_reward, goal_embedding
 
-__all__ = ["Frames", "Precision", "RewardModel", "load_reward_model", "resolve_devices"]
+if TYPE_CHECKING:
+    from vlmrm_reward.judge import JudgeRewardModel
+    from vlmrm_reward.video import VideoRewardModel
+
+__all__ = [
+    "Frames",
+    "GoalBaselineMixin",
+    "Precision",
+    "ReplicatedModel",
+    "RewardModel",
+    "load_reward_model",
+    "resolve_devices",
+]
 
 Frames = np.ndarray | torch.Tensor
 """uint8 RGB frames, (N, H, W, 3) or a single (H, W, 3); numpy or torch, any device."""
@@ -106,7 +118,163 @@ def as_frame_batch(frames: Frames) -> Frames:
     return frames
 
 
-class RewardModel:
+class ReplicatedModel:
+    """A backend replicated on devices, with the micro-batching, threads and precision every reward
+    kind shares; :class:`RewardModel`, :class:`~vlmrm_reward.VideoRewardModel` and
+    :class:`~vlmrm_reward.JudgeRewardModel` add what their reward *is*.
+
+    Every call is cut into micro-batches of ``batch_size`` items, each micro-batch is split evenly
+    across the devices, and each device works through its share on its own thread (CUDA kernels
+    release the GIL), so devices run concurrently while results come back in input order.
+    """
+
+    def __init__(
+        self,
+        backend: object,
+        devices: Sequence[torch.device],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        precision: Precision = "auto",
+        resize_mode: str | None = None,
+    ) -> None:
+        _check_resize_mode(resize_mode)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.devices = list(devices)
+        self.batch_size = batch_size
+        self.precision = precision
+        self.preprocess_config = backend.preprocess_config  # type: ignore[attr-defined]
+        if resize_mode is not None:
+            self.preprocess_config = dataclasses.replace(self.preprocess_config, resize_mode=resize_mode)
+        # Copy before the first move so that no device briefly holds two replicas.
+        copies = [copy.deepcopy(backend).to(device) for device in self.devices[1:]]  # type: ignore[attr-defined]
+        self._replicas = [backend.to(self.devices[0]), *copies]  # type: ignore[attr-defined]
+        self._workers = [ThreadPoolExecutor(1, f"vlmrm-reward-{d}") for d in self.devices]
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop the device worker threads and free the replicas. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self._workers:
+            worker.shutdown(wait=True, cancel_futures=True)
+        self._replicas.clear()
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __copy__(self: T) -> T:
+        raise TypeError(NOT_COPIED)
+
+    def __deepcopy__(self: T, memo: dict[int, object]) -> T:
+        raise TypeError(NOT_COPIED)
+
+    def __reduce__(self):
+        raise TypeError(
+            f"a {type(self).__name__} cannot be sent to another process; give each worker a model spec "
+            "to load, or render in the workers and score in the main process (defer the reward)"
+        )
+
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        if self.precision == "auto" and device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def _pixels(self, replica: int, frames: Frames) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) -> preprocessed float pixels (N, 3, h, w) on the replica's device.
+
+        Call it inside ``torch.inference_mode()`` on the replica's own thread."""
+        device = self.devices[replica]
+        pixels = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
+        if device.type == "cuda" and pixels.device.type == "cpu":
+            pixels = pixels.pin_memory()
+        return preprocess_frames(pixels.to(device, non_blocking=True), self.preprocess_config)
+
+    def _map(
+        self, fn: Callable[[int, Frames], torch.Tensor], frames: Frames, empty_shape: tuple[int, ...]
+    ) -> np.ndarray:
+        if self._closed:
+            raise RuntimeError(f"this {type(self).__name__} was closed")
+        if len(frames) == 0:
+            return np.zeros(empty_shape, dtype=np.float32)
+        if len(self.devices) == 1:
+            outputs = [
+                fn(0, frames[start : start + self.batch_size])
+                for start in range(0, len(frames), self.batch_size)
+            ]
+        else:
+            futures: list[Future[torch.Tensor]] = [
+                self._workers[replica].submit(fn, replica, shard) for replica, shard in self._shards(frames)
+            ]
+            try:
+                outputs = [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        return torch.cat([output.cpu() for output in outputs]).numpy()
+
+    def _shards(self, frames: Frames) -> Iterator[tuple[int, Frames]]:
+        """(replica, frames) pairs in input order: micro-batches, each split across devices."""
+        n_devices = len(self.devices)
+        for start in range(0, len(frames), self.batch_size):
+            batch = frames[start : start + self.batch_size]
+            bounds = np.linspace(0, len(batch), n_devices + 1).round().astype(int)
+            for replica in range(n_devices):
+                if bounds[replica + 1] > bounds[replica]:
+                    yield replica, batch[bounds[replica] : bounds[replica + 1]]
+
+
+class GoalBaselineMixin:
+    """The goal and baseline embeddings of fixed prompts, and the reward of unit embeddings."""
+
+    devices: list[torch.device]
+
+    def _fix_prompts(
+        self, target_prompts: Sequence[str], baseline_prompts: Sequence[str], alpha: float
+    ) -> None:
+        target_prompts = _check_prompts(target_prompts, "target_prompts", required=True)
+        baseline_prompts = _check_prompts(baseline_prompts, "baseline_prompts", required=False)
+        _check_alpha(alpha)
+        if alpha > 0 and not baseline_prompts:
+            warnings.warn(
+                f"alpha={alpha} has no effect without baseline_prompts; using the plain CLIP reward",
+                stacklevel=3,
+            )
+        self.alpha = float(alpha)
+        self.target_prompts = target_prompts
+        self.baseline_prompts = baseline_prompts
+        goal = goal_embedding(torch.from_numpy(self.embed_text(target_prompts)))
+        baseline = (
+            goal_embedding(torch.from_numpy(self.embed_text(baseline_prompts))) if baseline_prompts else None
+        )
+        projection = goal_baseline_projection(goal, baseline, self.alpha)
+        self.goal, self.baseline = goal, baseline
+        self._goal = [goal.to(device) for device in self.devices]
+        self._projection = [projection.to(device) for device in self.devices]
+
+    def embed_text(self, prompts: Sequence[str]) -> np.ndarray:
+        """Unit-norm text embeddings of P prompts: float32 array of shape (P, D)."""
+        prompts = _check_prompts(prompts, "prompts", required=True)
+        with torch.inference_mode(), self._autocast(self.devices[0]):  # type: ignore[attr-defined]
+            embeddings = self._replicas[0].encode_text(prompts).float()  # type: ignore[attr-defined]
+        return _unit(embeddings).cpu().numpy()
+
+    def _reward(self, replica: int, embeddings: torch.Tensor) -> torch.Tensor:
+        """Goal-baseline rewards (N,) of unit embeddings (N, D), on the replica's device."""
+        return goal_baseline_reward(embeddings, self._goal[replica], self._projection[replica])
+
+
+class RewardModel(GoalBaselineMixin, ReplicatedModel):
     """A VLM with fixed prompts that maps frames to goal-baseline CLIP rewards.
 
     One replica of the backend lives on each device. Every call is cut into micro-batches of
@@ -146,45 +314,16 @@ class RewardModel:
         compile: bool = False,
         resize_mode: str | None = None,
     ) -> None:
-        _check_resize_mode(resize_mode)
-        target_prompts = _check_prompts(target_prompts, "target_prompts", required=True)
-        baseline_prompts = _check_prompts(baseline_prompts, "baseline_prompts", required=False)
+        _check_prompts(target_prompts, "target_prompts", required=True)
+        _check_prompts(baseline_prompts, "baseline_prompts", required=False)
         _check_alpha(alpha)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if alpha > 0 and not baseline_prompts:
-            warnings.warn(
-                f"alpha={alpha} has no effect without baseline_prompts; using the plain CLIP reward",
-                stacklevel=2,
-            )
-        self.devices = list(devices)
-        self.batch_size = batch_size
-        self.precision = precision
-        self.alpha = float(alpha)
-        self.target_prompts = target_prompts
-        self.baseline_prompts = baseline_prompts
-        self.preprocess_config = backend.preprocess_config
-        if resize_mode is not None:
-            self.preprocess_config = dataclasses.replace(self.preprocess_config, resize_mode=resize_mode)
-        # Copy before the first move so that no device briefly holds two replicas.
-        copies = [copy.deepcopy(backend).to(device) for device in self.devices[1:]]
-        self._replicas = [backend.to(self.devices[0]), *copies]
+        super().__init__(
+            backend, devices, batch_size=batch_size, precision=precision, resize_mode=resize_mode
+        )
         if compile:
             for replica in self._replicas:
                 replica.encode_images = torch.compile(replica.encode_images, dynamic=True)
-        self._workers = [ThreadPoolExecutor(1, f"vlmrm-reward-{d}") for d in self.devices]
-        self._closed = False
-
-        goal = goal_embedding(torch.from_numpy(self.embed_text(target_prompts)))
-        baseline = (
-            goal_embedding(torch.from_numpy(self.embed_text(baseline_prompts))) if baseline_prompts else None
-        )
-        projection = goal_baseline_projection(goal, baseline, self.alpha)
-        self.goal, self.baseline = goal, baseline
-        self._goal = [goal.to(device) for device in self.devices]
-        self._projection = [projection.to(device) for device in self.devices]
+        self._fix_prompts(target_prompts, baseline_prompts, alpha)
 
     # -- public API -----------------------------------------------------------------------
 
@@ -192,48 +331,13 @@ class RewardModel:
         """Rewards of uint8 RGB frames (N, H, W, 3) or (H, W, 3): float32 array of shape (N,)."""
 
         def score(replica: int, shard: Frames) -> torch.Tensor:
-            embeddings = self._embed_shard(replica, shard)
-            return goal_baseline_reward(embeddings, self._goal[replica], self._projection[replica])
+            return self._reward(replica, self._embed_shard(replica, shard))
 
         return self._map(score, as_frame_batch(frames), empty_shape=(0,))
 
     def embed_images(self, frames: Frames) -> np.ndarray:
         """Unit-norm image embeddings of uint8 RGB frames: float32 array of shape (N, D)."""
         return self._map(self._embed_shard, as_frame_batch(frames), empty_shape=(0, self.goal.shape[0]))
-
-    def embed_text(self, prompts: Sequence[str]) -> np.ndarray:
-        """Unit-norm text embeddings of P prompts: float32 array of shape (P, D)."""
-        prompts = _check_prompts(prompts, "prompts", required=True)
-        with torch.inference_mode(), self._autocast(self.devices[0]):
-            embeddings = self._replicas[0].encode_text(prompts).float()
-        return _unit(embeddings).cpu().numpy()
-
-    def close(self) -> None:
-        """Stop the device worker threads and free the replicas. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        for worker in self._workers:
-            worker.shutdown(wait=True, cancel_futures=True)
-        self._replicas.clear()
-
-    def __enter__(self) -> RewardModel:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __copy__(self) -> RewardModel:
-        raise TypeError(NOT_COPIED)
-
-    def __deepcopy__(self, memo: dict[int, object]) -> RewardModel:
-        raise TypeError(NOT_COPIED)
-
-    def __reduce__(self):
-        raise TypeError(
-            "a RewardModel cannot be sent to another process; give each worker a model spec to load, "
-            "or render in the workers and score in the main process (defer the reward)"
-        )
 
     def __repr__(self) -> str:
         devices = ", ".join(str(d) for d in self.devices)
@@ -244,60 +348,11 @@ class RewardModel:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        if self.precision == "auto" and device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=dtype)
-
     def _embed_shard(self, replica: int, frames: Frames) -> torch.Tensor:
-        device = self.devices[replica]
-        pixels = torch.from_numpy(frames) if isinstance(frames, np.ndarray) else frames
-        if device.type == "cuda" and pixels.device.type == "cpu":
-            pixels = pixels.pin_memory()
         # inference_mode is thread-local, so it is entered here, on the worker's own thread.
-        with torch.inference_mode(), self._autocast(device):
-            pixels = pixels.to(device, non_blocking=True)
-            embeddings = self._replicas[replica].encode_images(
-                preprocess_frames(pixels, self.preprocess_config)
-            )
+        with torch.inference_mode(), self._autocast(self.devices[replica]):
+            embeddings = self._replicas[replica].encode_images(self._pixels(replica, frames))
         return _unit(embeddings.float())
-
-    def _map(
-        self, fn: Callable[[int, Frames], torch.Tensor], frames: Frames, empty_shape: tuple[int, ...]
-    ) -> np.ndarray:
-        if self._closed:
-            raise RuntimeError("this RewardModel was closed")
-        if len(frames) == 0:
-            return np.zeros(empty_shape, dtype=np.float32)
-        if len(self.devices) == 1:
-            outputs = [
-                fn(0, frames[start : start + self.batch_size])
-                for start in range(0, len(frames), self.batch_size)
-            ]
-        else:
-            futures: list[Future[torch.Tensor]] = [
-                self._workers[replica].submit(fn, replica, shard) for replica, shard in self._shards(frames)
-            ]
-            try:
-                outputs = [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-        return torch.cat([output.cpu() for output in outputs]).numpy()
-
-    def _shards(self, frames: Frames) -> Iterator[tuple[int, Frames]]:
-        """(replica, frames) pairs in input order: micro-batches, each split across devices."""
-        n_devices = len(self.devices)
-        for start in range(0, len(frames), self.batch_size):
-            batch = frames[start : start + self.batch_size]
-            bounds = np.linspace(0, len(batch), n_devices + 1).round().astype(int)
-            for replica in range(n_devices):
-                if bounds[replica + 1] > bounds[replica]:
-                    yield replica, batch[bounds[replica] : bounds[replica + 1]]
 
 
 def _unit(embeddings: torch.Tensor) -> torch.Tensor:
@@ -342,8 +397,18 @@ def load_reward_model(
     cache_dir: str | None = None,
     compile: bool = False,
     resize_mode: str | None = None,
-) -> RewardModel:
-    """Load a VLM and fix its prompts; returns a :class:`RewardModel`.
+    video_mode: str | None = None,
+    window_size: int | None = None,
+    judge_reward: str | None = None,
+    question_template: str | None = None,
+) -> RewardModel | VideoRewardModel | JudgeRewardModel:
+    """Load a VLM and fix its prompts; returns a reward model of the backend's kind.
+
+    The loaded backend decides the kind: a :class:`Backend` gives a :class:`RewardModel`
+    (frames -> rewards), a :class:`~vlmrm_reward.VideoBackend` a
+    :class:`~vlmrm_reward.VideoRewardModel` (episodes -> per-step rewards), a
+    :class:`~vlmrm_reward.JudgeBackend` a :class:`~vlmrm_reward.JudgeRewardModel` (frames ->
+    probability or log-odds of "yes").
 
     Args:
         model: the backend's model spec. For open_clip: ``"ARCH/PRETRAINED_TAG"``
@@ -353,26 +418,79 @@ def load_reward_model(
         devices: several devices; every batch is split across them.
             Default: every visible GPU, else the CPU.
         cache_dir: where downloaded weights are kept (mount a volume here on clusters).
+        video_mode, window_size: video backends only: ``"episode"`` (default) or ``"window"``,
+            and the window's length in frames (default 16); see :mod:`vlmrm_reward.video`.
+        judge_reward, question_template: judge backends only: ``"probability"`` (default) or
+            ``"log_odds"``, and the question (default ``"Does this image show {prompt}?"``).
 
     The remaining arguments are those of :class:`RewardModel`. Invalid arguments raise
-    ``ValueError``/``TypeError`` before any weights are loaded.
+    ``ValueError``/``TypeError`` before any weights are loaded, except options of another
+    backend kind, which are refused once the backend shows its kind.
     """
+    from vlmrm_reward.backend import JudgeBackend, VideoBackend
+    from vlmrm_reward.judge import DEFAULT_QUESTION, JudgeRewardModel, check_judge_options
+    from vlmrm_reward.video import DEFAULT_WINDOW_SIZE, VideoRewardModel, check_video_options
+
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a model spec string such as 'ViT-B-32/openai', got {model!r}")
     _check_prompts(target_prompts, "target_prompts", required=True)
     _check_prompts(baseline_prompts, "baseline_prompts", required=False)
     _check_alpha(alpha)
     _check_resize_mode(resize_mode)
+    video_options = {"video_mode": video_mode, "window_size": window_size}
+    judge_options = {"judge_reward": judge_reward, "question_template": question_template}
+    if any(value is not None for value in video_options.values()):
+        check_video_options(
+            video_mode or "episode", DEFAULT_WINDOW_SIZE if window_size is None else window_size
+        )
+    if any(value is not None for value in judge_options.values()):
+        check_judge_options(judge_reward or "probability", question_template or DEFAULT_QUESTION)
     resolved = resolve_devices(device, devices)
     loader = get_backend_loader(backend)
+    loaded = loader(model, cache_dir=cache_dir)
+    kind = (
+        "video"
+        if isinstance(loaded, VideoBackend)
+        else "judge"
+        if isinstance(loaded, JudgeBackend)
+        else "image"
+    )
+    for option_kind, options in (("video", video_options), ("judge", judge_options)):
+        misplaced = [name for name, value in options.items() if value is not None]
+        if misplaced and kind != option_kind:
+            described = {"image": "an image-text", "video": "a video", "judge": "a yes/no judge"}[kind]
+            raise ValueError(
+                f"{', '.join(misplaced)} applies to {option_kind} models only; {model!r} is {described} model"
+            )
+    common = {"batch_size": batch_size, "precision": precision, "resize_mode": resize_mode}
+    if kind == "video":
+        return VideoRewardModel(
+            loaded,
+            resolved,
+            target_prompts=target_prompts,
+            baseline_prompts=baseline_prompts,
+            alpha=alpha,
+            mode=video_mode or "episode",  # type: ignore[arg-type]
+            window_size=DEFAULT_WINDOW_SIZE if window_size is None else window_size,
+            **common,
+        )
+    if kind == "judge":
+        if baseline_prompts or alpha:
+            raise ValueError(f"{model!r} is a yes/no judge: it takes no baseline_prompts or alpha")
+        return JudgeRewardModel(
+            loaded,
+            resolved,
+            target_prompts=target_prompts,
+            reward=judge_reward or "probability",  # type: ignore[arg-type]
+            question_template=question_template or DEFAULT_QUESTION,
+            **common,
+        )
     return RewardModel(
-        loader(model, cache_dir=cache_dir),
+        loaded,
         resolved,
         target_prompts=target_prompts,
         baseline_prompts=baseline_prompts,
         alpha=alpha,
-        batch_size=batch_size,
-        precision=precision,
         compile=compile,
-        resize_mode=resize_mode,
+        **common,
     )

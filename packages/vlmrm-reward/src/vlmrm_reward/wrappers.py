@@ -37,6 +37,11 @@ def _check_reward_setup(render_mode: str | None, reward_model: RewardFunction | 
         )
     if reward_model is None and not defer:
         raise ValueError("reward_model is None: pass a RewardModel, or defer=True to score frames elsewhere")
+    if hasattr(reward_model, "score_episodes") and not defer:
+        raise ValueError(
+            "this reward model scores whole episodes, not single frames: wrap with defer=True and train "
+            "with an episode-end algorithm (vlmrm_sb3), which hands it each finished episode"
+        )
 
 
 class CLIPReward(gym.Wrapper[ObsType, ActType, ObsType, ActType]):

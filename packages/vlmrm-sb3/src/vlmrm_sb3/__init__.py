@@ -8,7 +8,16 @@
 The env puts each step's frame in ``info["frame"]``; see :class:`EpisodeRewardMixin`.
 """
 
-from vlmrm_sb3.algorithms import DQN, QRDQN, SAC, TD3, TQC, EpisodeRewardMixin, RewardFunction
+from vlmrm_sb3.algorithms import (
+    DQN,
+    QRDQN,
+    SAC,
+    TD3,
+    TQC,
+    EpisodeRewardFunction,
+    EpisodeRewardMixin,
+    RewardFunction,
+)
 from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
 from vlmrm_sb3.safe_loading import UnsafePickleError
 
@@ -20,6 +29,7 @@ __all__ = [
     "SAC",
     "TD3",
     "TQC",
+    "EpisodeRewardFunction",
     "EpisodeRewardMixin",
     "LabelledBufferMixin",
     "LabelledDictReplayBuffer",

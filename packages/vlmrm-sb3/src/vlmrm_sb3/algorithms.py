@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import sb3_contrib
@@ -36,10 +36,34 @@ from stable_baselines3.common.utils import safe_mean
 from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
 from vlmrm_sb3.safe_loading import check_saved_model, load_pickle, saved_file
 
-__all__ = ["DQN", "QRDQN", "SAC", "TD3", "TQC", "EpisodeRewardMixin", "RewardFunction"]
+__all__ = [
+    "DQN",
+    "QRDQN",
+    "SAC",
+    "TD3",
+    "TQC",
+    "EpisodeRewardFunction",
+    "EpisodeRewardMixin",
+    "RewardFunction",
+]
 
 RewardFunction = Callable[[np.ndarray], ArrayLike]
 """Frames (N, ...) stacked from ``info["frame"]`` (uint8 (N, H, W, 3) images for CLIP) -> rewards (N,)."""
+
+
+@runtime_checkable
+class EpisodeRewardFunction(Protocol):
+    """An episode-aware reward model, e.g. ``vlmrm_reward.VideoRewardModel``: it sees whole episodes.
+
+    ``score_episodes(episodes)`` takes one array of frames (T_i, ...) per episode, stacked from
+    ``info["frame"]`` in step order, and returns one array of rewards (T_i,) per episode. An
+    algorithm given such a model calls it instead of scoring frame by frame; the frames of an
+    episode scored before it ends (``train`` before any episode has ended, ``save_replay_buffer``,
+    a reset by ``learn``) are handed as the episode so far, and its later steps as a new one.
+    """
+
+    def score_episodes(self, episodes: Sequence[np.ndarray]) -> Sequence[ArrayLike]: ...
+
 
 SCORING_THREAD_PREFIX = "vlmrm-reward-scoring"
 """Name prefix of the thread that calls the reward model when ``async_reward=True``."""
@@ -57,8 +81,13 @@ class _Episode:
 
 def _check_reward_settings(reward_model: object, reward_batch_size: object, async_reward: object) -> None:
     """The constructor's own arguments; checked again by learn(), since they are plain attributes."""
-    if reward_model is not None and not callable(reward_model):
-        raise TypeError(f"reward_model must be callable frames -> rewards, got {type(reward_model).__name__}")
+    if reward_model is not None and not (
+        callable(reward_model) or isinstance(reward_model, EpisodeRewardFunction)
+    ):
+        raise TypeError(
+            "reward_model must be callable frames -> rewards or have score_episodes(episodes), "
+            f"got {type(reward_model).__name__}"
+        )
     if reward_batch_size is not None:
         if not isinstance(reward_batch_size, int) or isinstance(reward_batch_size, bool):
             raise TypeError(
@@ -70,8 +99,9 @@ def _check_reward_settings(reward_model: object, reward_batch_size: object, asyn
         raise TypeError(f"async_reward must be a bool, got {type(async_reward).__name__}")
 
 
-def _held_frames(episodes: Sequence[tuple[int, _Episode]]) -> list[np.ndarray]:
-    return [frame for _, episode in episodes for frame in episode.frames]
+def _held_frames(episodes: Sequence[tuple[int, _Episode]]) -> list[list[np.ndarray]]:
+    """The held frames of each of ``episodes``, in order."""
+    return [episode.frames for _, episode in episodes]
 
 
 class EpisodeRewardMixin:
@@ -81,10 +111,12 @@ class EpisodeRewardMixin:
     constructor takes the parent's arguments plus:
 
     Args:
-        reward_model: frames (N, ...) -> rewards (N,), e.g. a ``vlmrm_reward.RewardModel``. It is
-            not saved with the model: pass it again to ``load``. May be None for a model that is
-            only evaluated.
-        reward_batch_size: the most frames per reward_model call; None scores all frames that
+        reward_model: frames (N, ...) -> rewards (N,), e.g. a ``vlmrm_reward.RewardModel``, or an
+            :class:`EpisodeRewardFunction` (e.g. ``vlmrm_reward.VideoRewardModel``), which is
+            handed whole episodes. It is not saved with the model: pass it again to ``load``.
+            May be None for a model that is only evaluated.
+        reward_batch_size: the most frames per reward_model call (an episode-aware model gets
+            whole episodes, so one longer than this goes alone); None scores all frames that
             are due in one call.
         async_reward: score the frames of ended episodes on a background thread (named
             ``vlmrm-reward-scoring_0``) while the main thread goes on stepping the envs, so that
@@ -243,7 +275,7 @@ class EpisodeRewardMixin:
     def _score(self, episodes: Sequence[tuple[int, _Episode]], ended: bool = False) -> None:
         """Score the held frames of ``episodes`` (env index, episode) now, on this thread; see :meth:`_write_scores`."""
         frames = _held_frames(episodes)
-        if frames:
+        if any(frames):
             self._write_scores(episodes, *self._call_reward_model(frames), ended=ended)
 
     def _apply_scores(self, wait: bool) -> None:
@@ -275,10 +307,14 @@ class EpisodeRewardMixin:
                 if episode.original_return is not None:
                     self._original_returns.append(episode.original_return)
 
-    def _call_reward_model(self, frames: list[np.ndarray]) -> tuple[np.ndarray, float]:
-        """Rewards float32 (N,) of N frames, in calls of at most reward_batch_size frames, and the
-        seconds spent in those calls. Touches no state: the scoring thread runs it."""
+    def _call_reward_model(self, episodes: list[list[np.ndarray]]) -> tuple[np.ndarray, float]:
+        """Rewards float32 (N,) of the N frames of ``episodes`` (frames per episode), in calls of at
+        most reward_batch_size frames, and the seconds spent in those calls. Touches no state: the
+        scoring thread runs it."""
         assert self.reward_model is not None
+        if isinstance(self.reward_model, EpisodeRewardFunction):
+            return self._call_episode_reward_model([frames for frames in episodes if frames])
+        frames = [frame for episode in episodes for frame in episode]
         batch_size = self.reward_batch_size or len(frames)
         rewards = np.empty(len(frames), dtype=np.float32)
         seconds = 0.0
@@ -293,6 +329,32 @@ class EpisodeRewardMixin:
                 )
             rewards[start : start + len(batch)] = batch_rewards
         return rewards, seconds
+
+    def _call_episode_reward_model(self, episodes: list[list[np.ndarray]]) -> tuple[np.ndarray, float]:
+        """As :meth:`_call_reward_model` for an episode-aware model: whole episodes per call."""
+        assert isinstance(self.reward_model, EpisodeRewardFunction)
+        calls: list[list[list[np.ndarray]]] = []
+        for frames in episodes:
+            frames_in_call = sum(len(episode) for episode in calls[-1]) if calls else 0
+            if not calls or (
+                self.reward_batch_size and frames_in_call + len(frames) > self.reward_batch_size
+            ):
+                calls.append([])
+            calls[-1].append(frames)
+        rewards, seconds = [], 0.0
+        for call in calls:
+            began = time.perf_counter()
+            episode_rewards = list(self.reward_model.score_episodes([np.stack(frames) for frames in call]))
+            seconds += time.perf_counter() - began
+            lengths = [len(frames) for frames in call]
+            shapes = [np.shape(episode) for episode in episode_rewards]
+            if shapes != [(length,) for length in lengths]:
+                raise ValueError(
+                    f"reward_model.score_episodes returned rewards of shapes {shapes} for episodes of "
+                    f"{lengths} frames; expected one (T,) array per episode"
+                )
+            rewards.extend(np.asarray(episode, dtype=np.float32) for episode in episode_rewards)
+        return np.concatenate(rewards) if rewards else np.zeros(0, dtype=np.float32), seconds
 
     def dump_logs(self) -> None:
         if self._reward_returns:
