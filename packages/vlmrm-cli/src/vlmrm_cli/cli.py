@@ -353,16 +353,16 @@ def _new_output_folder(out: Path) -> Path:
     "--out", type=click.Path(path_type=Path), required=True, help="New folder for the model (local-dir:)."
 )
 @click.option(
-    "--frames", type=click.IntRange(min=1), default=20000, show_default=True, help="Frames to render."
+    "--frames", type=click.IntRange(min=1), default=8000, show_default=True, help="Frames to render."
 )
-@click.option("--steps", type=click.IntRange(min=1), default=800, show_default=True, help="Optimiser steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Optimiser steps.")
 @click.option(
     "--seconds",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Stop training after this long.",
 )
-@click.option("--batch-size", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
 @click.option("--image-size", type=click.IntRange(min=32), default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def clip_indomain(
