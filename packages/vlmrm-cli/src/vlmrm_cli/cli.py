@@ -467,7 +467,8 @@ def landscape(
     cache_dir: str | None,
 ) -> None:
     """Reward along one state variable of ENV_ID (vlmrm/CartPole-v0: pole_angle, cart_position;
-    vlmrm/MountainCarContinuous-v0: car_position), the ground-truth success region shaded.
+    vlmrm/MountainCarContinuous-v0: car_position; vlmrm/Humanoid-v0: kneel, a pose sweep from
+    standing to kneeling), the ground-truth success region shaded.
 
     Each state is rendered as training renders it. Writes landscape_<sweep>.csv and .png into --out.
     """

@@ -17,7 +17,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["SCENES", "CartPoleScene", "MountainCarScene", "Scene", "Sweep", "get_scene", "render_states"]
+__all__ = [
+    "SCENES",
+    "CartPoleScene",
+    "HumanoidScene",
+    "MountainCarScene",
+    "Scene",
+    "Sweep",
+    "get_scene",
+    "render_states",
+]
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,60 @@ class MountainCarScene(Scene):
         return bool(state[0] >= env.unwrapped.goal_position)  # type: ignore[attr-defined]
 
 
-SCENES: dict[str, Scene] = {scene.env_id: scene for scene in (CartPoleScene(), MountainCarScene())}
+# Kneeling: thighs upright, shins flat on the floor behind the knees, the body lowered onto them.
+_KNEELING_JOINTS_DEGREES = {
+    "right_knee": -100.0,
+    "left_knee": -100.0,
+    "right_hip_y": -5.0,
+    "left_hip_y": -5.0,
+}
+
+
+class HumanoidScene(Scene):
+    """vlmrm/Humanoid-v0: a pose sweep from standing (``kneel`` 0) to kneeling (``kneel`` 1).
+
+    The knee and hip-flexion angles are interpolated from the standing pose to
+    ``_KNEELING_JOINTS_DEGREES``, the body upright, and the body lowered until its lowest point
+    touches the floor. Success is a proxy pose test on the MuJoCo state (the paper judged
+    kneeling by eye): both knees within 0.15 m of the floor and the torso within 30 degrees of
+    upright. No captions: the in-domain CLIP covers CartPole and MountainCar only.
+    """
+
+    env_id = "vlmrm/Humanoid-v0"
+    sweeps = (Sweep("kneel", 0.0, 1.0, "fraction of the way from standing to kneeling"),)
+
+    def sweep_states(self, sweep: Sweep, count: int) -> tuple[np.ndarray, np.ndarray]:
+        values = np.linspace(sweep.low, sweep.high, count)
+        return values, values[:, None]
+
+    def set_state(self, env: gym.Env, state: np.ndarray) -> None:
+        import mujoco
+
+        base: Any = env.unwrapped
+        model, data = base.model, base.data
+        qpos = base.init_qpos.copy()
+        for name, degrees in _KNEELING_JOINTS_DEGREES.items():
+            qpos[model.joint(name).qposadr[0]] = math.radians(degrees) * float(state[0])
+        base.set_state(qpos, np.zeros(model.nv))
+        # Lower the free root joint until the lowest geom (capsules and spheres) touches the floor.
+        bodies = model.geom_bodyid > 0
+        axis_z = np.abs(data.geom_xmat[:, 8])
+        half_length = np.where(model.geom_type == mujoco.mjtGeom.mjGEOM_CAPSULE, model.geom_size[:, 1], 0.0)
+        bottom = data.geom_xpos[:, 2] - axis_z * half_length - model.geom_size[:, 0]
+        qpos[2] -= float(bottom[bodies].min())
+        base.set_state(qpos, np.zeros(model.nv))
+
+    def is_success(self, env: gym.Env, state: np.ndarray) -> bool:
+        base: Any = env.unwrapped
+        data = base.data
+        knees = [float(data.body(name).xpos[2]) for name in ("right_shin", "left_shin")]
+        torso_up = float(data.body("torso").xmat[8])  # cosine of the torso's tilt from vertical
+        return max(knees) <= 0.15 and torso_up >= math.cos(math.radians(30))
+
+
+SCENES: dict[str, Scene] = {
+    scene.env_id: scene for scene in (CartPoleScene(), MountainCarScene(), HumanoidScene())
+}
 
 
 def get_scene(env_id: str) -> Scene:
