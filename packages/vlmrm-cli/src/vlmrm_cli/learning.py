@@ -19,6 +19,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import vlmrm_envs  # noqa: F401  (registers the vlmrm/... ids)
 
 __all__ = ["METHODS", "TASKS", "Curve", "Task", "ground_truth_rollouts", "learning_curve"]
 
@@ -152,7 +153,6 @@ def learning_curve(
         return curve
 
     import stable_baselines3
-    import vlmrm_envs  # noqa: F401  (registers the ids)
     import vlmrm_sb3
     from stable_baselines3.common.callbacks import BaseCallback
 
