@@ -97,6 +97,19 @@ def test_clip_indomain_command_saves_a_loadable_folder(tmp_path: Path) -> None:
     assert result.stdout.strip() == f"local-dir:{out}"
     with load_reward_model(f"local-dir:{out}", target_prompts=["a red car"], device="cpu") as reward_model:
         assert reward_model(np.zeros((2, 40, 60, 3), np.uint8)).shape == (2,)
+    assert json.loads((out / "training.json").read_text())["steps"] == 2
+
+
+def test_clip_indomain_stops_after_its_time_budget(tmp_path: Path) -> None:
+    out = tmp_path / "clip"
+    result = CliRunner().invoke(
+        main,
+        ["clip-indomain", "vlmrm/CartPole-v0", "--out", str(out), "--frames", "64", "--steps", "1000000",
+         "--batch-size", "32", "--seconds", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "training.json").read_text())["steps"] < 1000000
+    assert (out / "open_clip_pytorch_model.bin").is_file()
 
 
 def test_clip_indomain_refuses_bad_input(tmp_path: Path) -> None:
