@@ -4,7 +4,7 @@
 scored at episode end in batches; ``"ground_truth"``: the env's own reward; ``"random"``: uniform
 random actions, no training) and measures, every ``eval_every`` steps, the ground-truth return and
 success rate of the deterministic policy on separate evaluation episodes. ``bench/learning.py``
-puts the three side by side over several seeds; a test runs a short CLIP-reward run.
+puts the three side by side over several seeds.
 
 Ground truth is the env's own: ``original_reward`` summed over an episode (CartPole: steps with the
 pole upright and the cart on the track) and ``info["is_success"]`` (an episode succeeds when it
