@@ -77,7 +77,8 @@ def test_offline_try_trains_an_agent_from_the_sentence(
 
 
 def test_every_command_in_the_table_exists() -> None:
-    table = README[README.index("## Commands") : README.index("## The config")]
+    start = README.index("## Commands")
+    table = README[start : README.index("\n## ", start)]
     for command in re.findall(r"`vlmrm ([a-z-]+(?: show)?)", table):
         result = CliRunner().invoke(main, [*command.split(), "--help"])
         assert result.exit_code == 0, command
