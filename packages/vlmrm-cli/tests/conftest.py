@@ -106,7 +106,7 @@ def kill_process_group(process: subprocess.Popen) -> None:
 
 # The smallest in-domain CLIP whose CartPole reward still peaks at upright (measured: loss 4.8 -> 1.9,
 # reward 0.56 at 0 degrees, 0.22-0.30 at 20 degrees, -0.35 lying flat). 150 optimiser steps at batch 128
-# and 4000 rendered frames: 7-11 min on two cores shared with a dozen busy processes.
+# and 4000 rendered frames: 42 s on two idle cores (7-11 min when a dozen busy processes share them).
 INDOMAIN_CARTPOLE = {"frames": 4000, "steps": 150, "batch_size": 128, "image_size": 64, "seed": 0}
 
 
