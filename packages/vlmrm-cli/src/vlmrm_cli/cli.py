@@ -1,4 +1,5 @@
-"""The ``vlmrm`` command: ``train``, ``eval``, ``sweep``, ``config show``, ``score``, ``envs``, ``fps``."""
+"""The ``vlmrm`` command: ``train``, ``eval``, ``sweep``, ``config show``, ``score``, ``envs``, ``fps``,
+``clip-indomain``, ``landscape``, ``rank-prompts``."""
 
 from __future__ import annotations
 
@@ -639,6 +640,220 @@ def fps(
         f"reward  {model} on {where}: {len(batch) / reward_seconds:9.1f} frames/s (batch {batch_size})"
     )
     click.echo(f"both    one env, scoring inline: {steps / (render_seconds + reward_seconds):9.1f} steps/s")
+
+
+def _new_output_folder(out: Path) -> Path:
+    """``out`` if it is missing or empty; a usage error otherwise, so that nothing there is lost."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise click.UsageError(f"--out {str(out)!r} exists and is not an empty folder; choose a new one")
+    return out
+
+
+@main.command("clip-indomain")
+@click.argument("env_id")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="New folder for the model (local-dir:)."
+)
+@click.option(
+    "--frames", type=click.IntRange(min=1), default=8000, show_default=True, help="Frames to render."
+)
+@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Optimiser steps.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop training after this long.",
+)
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
+@click.option("--image-size", type=click.IntRange(min=32), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def clip_indomain(
+    env_id: str,
+    out: Path,
+    frames: int,
+    steps: int,
+    seconds: float | None,
+    batch_size: int,
+    image_size: int,
+    seed: int,
+) -> None:
+    """Train a small CLIP on ENV_ID's own frames, captioned from their states; save it to --out.
+
+    An instrument to test the pipeline offline (load it as local-dir:OUT), never a substitute for
+    a pretrained CLIP: it knows only its captions' words and its env's scenes.
+    """
+    from vlmrm_cli.indomain import InDomainSettings, train_indomain_clip
+    from vlmrm_cli.scenes import get_scene
+
+    with _one_line_errors(ValueError, click.UsageError):
+        get_scene(env_id)
+        settings = InDomainSettings(
+            frames=frames,
+            steps=steps,
+            seconds=seconds,
+            batch_size=batch_size,
+            image_size=image_size,
+            seed=seed,
+        )
+    spec = train_indomain_clip(
+        env_id, _new_output_folder(out), settings, log=lambda line: click.echo(line, err=True)
+    )
+    click.echo(spec)
+
+
+def _candidates(
+    candidates_file: Path | None,
+    prompts: tuple[str, ...],
+    baselines: tuple[str, ...],
+    alphas: tuple[float, ...],
+    models: tuple[str, ...],
+) -> list:
+    from vlmrm_cli.candidates import CandidateError, candidates_from_options, load_candidates
+
+    with _one_line_errors(CandidateError, click.UsageError):
+        if candidates_file is not None:
+            if prompts or baselines:
+                raise CandidateError("give --candidates FILE or --prompt/--baseline, not both")
+            return load_candidates(candidates_file, models[0] if models else DEFAULT_MODEL)
+        return candidates_from_options(prompts, baselines, alphas or (0.0,), models or (DEFAULT_MODEL,))
+
+
+candidate_options = [
+    click.option(
+        "--candidates",
+        "candidates_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="YAML file of candidates (model, target_prompts, baseline_prompts, alpha).",
+    ),
+    click.option("--prompt", "prompts", multiple=True, help="Goal description (repeatable)."),
+    click.option("--baseline", "baselines", multiple=True, help="Baseline description (repeatable)."),
+    click.option(
+        "--alpha", "alphas", type=click.FloatRange(0, 1), multiple=True, help="Alpha (repeatable; default 0)."
+    ),
+    click.option(
+        "--model", "models", multiple=True, help=f"Model spec (repeatable; default {DEFAULT_MODEL})."
+    ),
+    click.option("--device", default=None, help="Device to score on (default: first GPU, else CPU)."),
+    click.option("--cache-dir", default=None, help="Where downloaded weights are kept."),
+]
+
+
+def _with_candidate_options(command):
+    for option in reversed(candidate_options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("env_id")
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    help="State variable to sweep (repeatable; default: all of the env's).",
+)
+@click.option("--points", type=click.IntRange(min=2), default=61, show_default=True, help="States per sweep.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@_with_candidate_options
+def landscape(
+    env_id: str,
+    sweeps: tuple[str, ...],
+    points: int,
+    out: Path,
+    candidates_file: Path | None,
+    prompts: tuple[str, ...],
+    baselines: tuple[str, ...],
+    alphas: tuple[float, ...],
+    models: tuple[str, ...],
+    device: str | None,
+    cache_dir: str | None,
+) -> None:
+    """Reward along one state variable of ENV_ID (vlmrm/CartPole-v0: pole_angle, cart_position;
+    vlmrm/MountainCarContinuous-v0: car_position; vlmrm/Humanoid-v0: kneel, a pose sweep from
+    standing to kneeling), the ground-truth success region shaded.
+
+    Each state is rendered as training renders it. Writes landscape_<sweep>.csv and .png into --out.
+    """
+    import numpy as np
+
+    from vlmrm_cli.landscape import score_landscape, write_landscape
+    from vlmrm_cli.scenes import get_scene
+
+    with _one_line_errors(ValueError, click.UsageError):
+        scene = get_scene(env_id)
+        chosen = [scene.get_sweep(name) for name in sweeps] if sweeps else list(scene.sweeps)
+    candidates = _candidates(candidates_file, prompts, baselines, alphas, models)
+    for sweep in chosen:
+        values, success, rewards = score_landscape(
+            scene, sweep, candidates, points, _load_reward_model, device=device, cache_dir=cache_dir
+        )
+        csv_path, png_path = write_landscape(out, scene, sweep, candidates, values, success, rewards)
+        click.echo(f"{sweep.name}: {csv_path} {png_path}")
+        for candidate, row in zip(candidates, rewards, strict=True):
+            peak = values[int(np.argmax(row))]
+            click.echo(f"  {candidate.name}: peak at {peak:.4g} {sweep.unit}")
+
+
+def _labelled_frames(frames_dir: Path) -> tuple[Any, Any]:
+    """uint8 frames (N, H, W, 3) of FRAMES_DIR/success and FRAMES_DIR/failure, and their labels."""
+    import numpy as np
+
+    from vlmrm_cli.video import read_frames
+
+    frames, labels = [], []
+    for label, name in ((True, "success"), (False, "failure")):
+        folder = frames_dir / name
+        files = sorted(path for path in folder.glob("*") if path.is_file()) if folder.is_dir() else []
+        if not files:
+            raise click.UsageError(
+                f"{folder}: no frames; FRAMES_DIR needs image files in success/ and failure/"
+            )
+        for path in files:
+            for frame in _frames_or_fail(read_frames, path):
+                frames.append(frame)
+                labels.append(label)
+    shapes = {frame.shape for frame in frames}
+    if len(shapes) > 1:
+        raise click.UsageError(f"{frames_dir}: frames differ in size ({sorted(shapes)[:2]}); use one size")
+    return np.stack(frames), np.array(labels)
+
+
+@main.command("rank-prompts")
+@click.argument("frames_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder "
+              "(default FRAMES_DIR).")  # fmt: skip
+@_with_candidate_options
+def rank_prompts(
+    frames_dir: Path,
+    out: Path | None,
+    candidates_file: Path | None,
+    prompts: tuple[str, ...],
+    baselines: tuple[str, ...],
+    alphas: tuple[float, ...],
+    models: tuple[str, ...],
+    device: str | None,
+    cache_dir: str | None,
+) -> None:
+    """Rank candidate rewards by how well they separate FRAMES_DIR/success from FRAMES_DIR/failure.
+
+    Prints ROC-AUC and Spearman rank correlation per candidate, best first; writes ranking.csv and
+    ranking.png. Labelled frames come from any images sorted into the two folders, or from
+    `vlmrm eval --save-frames`.
+    """
+    from vlmrm_cli.landscape import rank_candidates, write_ranking
+
+    candidates = _candidates(candidates_file, prompts, baselines, alphas, models)
+    frames, labels = _labelled_frames(frames_dir)
+    ranked = rank_candidates(
+        frames, labels, candidates, _load_reward_model, device=device, cache_dir=cache_dir
+    )
+    width = max(len("candidate"), *(len(item.candidate.name) for item in ranked))
+    click.echo(f"{int(labels.sum())} success and {int((~labels).sum())} failure frames")
+    click.echo(f"{'rank':>4}  {'candidate':<{width}}  {'ROC-AUC':>7}  {'Spearman':>8}")
+    for position, item in enumerate(ranked, start=1):
+        click.echo(f"{position:>4}  {item.candidate.name:<{width}}  {item.auc:>7.3f}  {item.spearman:>8.3f}")
+    csv_path, png_path = write_ranking(out or frames_dir, ranked)
+    click.echo(f"Wrote {csv_path} and {png_path}", err=True)
 
 
 if __name__ == "__main__":
