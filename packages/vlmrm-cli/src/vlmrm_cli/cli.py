@@ -785,7 +785,7 @@ def landscape(
     candidates = _candidates(candidates_file, prompts, baselines, alphas, models)
     for sweep in chosen:
         values, success, rewards = score_landscape(
-            scene, sweep, candidates, points, _load_reward_model, device=device, cache_dir=cache_dir
+            scene, sweep, candidates, points, load_reward_model_or_fail, device=device, cache_dir=cache_dir
         )
         csv_path, png_path = write_landscape(out, scene, sweep, candidates, values, success, rewards)
         click.echo(f"{sweep.name}: {csv_path} {png_path}")
@@ -845,7 +845,7 @@ def rank_prompts(
     candidates = _candidates(candidates_file, prompts, baselines, alphas, models)
     frames, labels = _labelled_frames(frames_dir)
     ranked = rank_candidates(
-        frames, labels, candidates, _load_reward_model, device=device, cache_dir=cache_dir
+        frames, labels, candidates, load_reward_model_or_fail, device=device, cache_dir=cache_dir
     )
     width = max(len("candidate"), *(len(item.candidate.name) for item in ranked))
     click.echo(f"{int(labels.sum())} success and {int((~labels).sum())} failure frames")
