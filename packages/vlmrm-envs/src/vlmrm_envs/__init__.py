@@ -9,6 +9,8 @@ Importing this package sets ``MUJOCO_GL=egl`` on a machine without a display (un
 chose a backend), so import it before anything imports MuJoCo; see :mod:`vlmrm_envs.rendering`.
 """
 
+import importlib.metadata
+
 from vlmrm_envs.rendering import configure_mujoco_gl
 
 # Must run before anything imports mujoco or OpenGL.
@@ -18,7 +20,8 @@ import gymnasium as gym  # noqa: E402
 
 from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env  # noqa: E402
 
-__version__ = "0.1.0"
+# The version lives in pyproject.toml only; installed metadata carries it here.
+__version__ = importlib.metadata.version("vlmrm-envs")
 
 __all__ = ["DEFAULT_MODEL", "env_spec", "list_envs", "make_clip_env"]
 

@@ -9,6 +9,8 @@
 >>> rewards = reward_model(frames)  # uint8 (N, H, W, 3) -> float32 (N,)  # doctest: +SKIP
 """
 
+import importlib.metadata
+
 from vlmrm_reward.backend import Backend, BackendLoader, list_backends
 from vlmrm_reward.hookspecs import hookimpl
 from vlmrm_reward.model import Frames, Precision, RewardModel, load_reward_model, resolve_devices
@@ -16,7 +18,8 @@ from vlmrm_reward.preprocess import PreprocessConfig, preprocess_frames
 from vlmrm_reward.reward import goal_baseline_projection, goal_baseline_reward, goal_embedding
 from vlmrm_reward.wrappers import CLIPReward, RewardFunction, VectorCLIPReward
 
-__version__ = "0.1.0"
+# The version lives in pyproject.toml only; installed metadata carries it here.
+__version__ = importlib.metadata.version("vlmrm-reward")
 
 __all__ = [
     "Backend",

@@ -8,11 +8,14 @@
 The env puts each step's frame in ``info["frame"]``; see :class:`EpisodeRewardMixin`.
 """
 
+import importlib.metadata
+
 from vlmrm_sb3.algorithms import DQN, QRDQN, SAC, TD3, TQC, EpisodeRewardMixin, RewardFunction
 from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
 from vlmrm_sb3.safe_loading import UnsafePickleError
 
-__version__ = "0.1.0"
+# The version lives in pyproject.toml only; installed metadata carries it here.
+__version__ = importlib.metadata.version("vlmrm-sb3")
 
 __all__ = [
     "DQN",
