@@ -22,7 +22,10 @@ TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "reward": ((), ("stable-baselines3", "mujoco", "wandb", "click")),
     "envs": (("reward",), ("stable-baselines3", "wandb", "click")),
-    "sb3": ((), ("mujoco", "wandb", "click", "vlmrm-envs")),
+    "sb3": (
+        (),
+        ("mujoco", "wandb", "click", "vlmrm-reward", "vlmrm-envs", "vlmrm-cli", "open-clip-torch=open_clip"),
+    ),
     "cli": (("reward", "envs", "sb3"), ()),
 }
 # vlmrm packages that only a package's tests need (sb3's README quick start scores with a real tiny CLIP).
@@ -35,13 +38,15 @@ def _make_test_session(package: str) -> None:
     @nox.session(name=f"tests-{package}", python="3.11")
     def tests(session: nox.Session) -> None:
         session.install(*TORCH)
-        session.install(
-            *(f"./packages/vlmrm-{dep}" for dep in local_deps), f"./packages/vlmrm-{package}[test]"
-        )
+        session.install(*(f"./packages/vlmrm-{dep}" for dep in local_deps), f"./packages/vlmrm-{package}")
+        # Before the test extra and test-only packages, so that none of them hides a forbidden import.
+        # A reused venv keeps them from the last run: nox -s tests-<pkg> --no-reuse-existing-virtualenvs
+        # makes the check exact; CI's venvs are fresh.
         session.run("python", ".ci/check_dependencies.py", f"vlmrm-{package}", *forbidden)
         test_only = TEST_ONLY_DEPS.get(package, ())
-        if test_only:
-            session.install(*(f"./packages/vlmrm-{dep}" for dep in test_only))
+        session.install(
+            *(f"./packages/vlmrm-{dep}" for dep in test_only), f"./packages/vlmrm-{package}[test]"
+        )
         paths = [f"packages/vlmrm-{package}/tests"] + (["tests"] if package == "cli" else [])
         session.run("pytest", *paths, *session.posargs, env={"MUJOCO_GL": "egl"})
 
