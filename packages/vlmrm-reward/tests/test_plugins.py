@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 
@@ -86,3 +87,10 @@ def test_third_party_backend_is_discovered_and_used(installed_plugin):
 def test_unknown_backend_lists_the_installed_ones(installed_plugin):
     with pytest.raises(ValueError, match="installed backends: mean_colour, open_clip"):
         vlmrm_reward.load_reward_model("any", backend="clap", target_prompts=["red"])
+
+
+def test_the_pytest_plugin_imports_neither_torch_nor_open_clip():
+    # pytest loads it into every test run where vlmrm-reward is installed, fixture used or not.
+    code = "import sys, vlmrm_reward.pytest_plugin; print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
