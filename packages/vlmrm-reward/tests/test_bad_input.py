@@ -91,3 +91,18 @@ def test_weights_that_cannot_be_downloaded_say_how_to_get_them(monkeypatch, tmp_
         load_reward_model(
             "ViT-B-32/laion2b_s34b_b79k", target_prompts=["x"], device="cpu", cache_dir=str(tmp_path)
         )
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"precision": "fp8"}, "precision"),
+        ({"compile": "yes"}, "compile"),
+        ({"cache_dir": 3}, "cache_dir"),
+    ],
+)
+def test_every_argument_is_checked_before_the_weights_load(tmp_path, setting, message):
+    # The model folder is missing: reaching the loader would raise about it instead.
+    with pytest.raises((ValueError, TypeError), match=message):
+        load_reward_model(f"local-dir:{tmp_path / 'missing'}", target_prompts=["x"], **setting)
