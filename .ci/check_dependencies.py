@@ -1,6 +1,8 @@
 """Fail if a vlmrm package depends on, or imports, a distribution it must stay free of.
 
-usage: python .ci/check_dependencies.py DIST [FORBIDDEN ...]
+usage: python .ci/check_dependencies.py DIST [FORBIDDEN[=MODULE] ...]
+
+MODULE names the forbidden distribution's import name where it differs (open-clip-torch=open_clip).
 
 Two checks, since a third-party dependency may itself need a forbidden distribution (e.g.
 huggingface_hub needs click for its own command line) without our code ever touching it:
@@ -40,13 +42,17 @@ def imported_modules(dist: str) -> set[str]:
 
 def main() -> int:
     dist, *forbidden = sys.argv[1:]
-    forbidden_dists = {_normalise(name) for name in forbidden}
+    module_of = {}
+    for argument in forbidden:
+        name, _, module = argument.partition("=")
+        module_of[_normalise(name)] = module or _normalise(name).replace("-", "_")
+    forbidden_dists = set(module_of)
     failures = []
     declared = sorted(declared_requirements(dist) & forbidden_dists)
     if declared:
         failures.append(f"{dist} declares a dependency on {', '.join(declared)}")
     modules = imported_modules(dist)
-    imported = sorted(name for name in forbidden_dists if name.replace("-", "_") in modules)
+    imported = sorted(name for name in forbidden_dists if module_of[name] in modules)
     if imported:
         failures.append(f"importing {dist} imports {', '.join(imported)}")
     for failure in failures:

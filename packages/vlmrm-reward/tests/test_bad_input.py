@@ -110,3 +110,18 @@ def test_a_hub_model_without_a_hub_fails_at_once_in_one_short_line(monkeypatch, 
         "cannot be reached and they are not in the cache). On a machine with internet, run"
     ), message
     assert "\n" not in message and len(message) < 400 + 2 * len(str(tmp_path)), message
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"precision": "fp8"}, "precision"),
+        ({"compile": "yes"}, "compile"),
+        ({"cache_dir": 3}, "cache_dir"),
+    ],
+)
+def test_every_argument_is_checked_before_the_weights_load(tmp_path, setting, message):
+    # The model folder is missing: reaching the loader would raise about it instead.
+    with pytest.raises((ValueError, TypeError), match=message):
+        load_reward_model(f"local-dir:{tmp_path / 'missing'}", target_prompts=["x"], **setting)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 
@@ -180,3 +181,10 @@ def test_a_video_reward_model_is_refused_by_a_per_step_wrapper(installed_plugin)
             vlmrm_reward.CLIPReward(env, model)
         assert vlmrm_reward.CLIPReward(env, model, defer=True).defer
         env.close()
+
+
+def test_the_pytest_plugin_imports_neither_torch_nor_open_clip():
+    # pytest loads it into every test run where vlmrm-reward is installed, fixture used or not.
+    code = "import sys, vlmrm_reward.pytest_plugin; print(sorted({'torch', 'open_clip'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -85,7 +85,7 @@ def test_save_and_load_round_trip(tmp_path):
         "MlpPolicy", pendulum(), reward_model=UnpicklableRewardModel(), reward_batch_size=4, seed=0, **small()
     )
     model.learn(25)  # ends inside an episode: frames are held
-    assert len(model._episodes[0].frames) == 5
+    assert model.held_frames[0] == 5
     model.save(tmp_path / "sac")
     with zipfile.ZipFile(tmp_path / "sac.zip") as archive:
         data = archive.read("data").decode()
@@ -113,7 +113,7 @@ def test_replay_buffer_round_trip_is_fully_labelled(tmp_path):
     model.learn(25)
     assert model.replay_buffer.n_unlabelled == 5
     model.save_replay_buffer(tmp_path / "buffer.pkl")  # scores the running episode first
-    assert model.replay_buffer.n_unlabelled == 0 and model._episodes[0].frames == []
+    assert model.replay_buffer.n_unlabelled == 0 and model.held_frames[0] == 0
     saved = model.replay_buffer.rewards[:25, 0].copy()
     assert np.isfinite(saved).all()
 
@@ -139,14 +139,14 @@ def test_episode_spanning_two_learn_calls_is_scored_whole():
     model.learn(5, reset_num_timesteps=False)  # the same episode goes on and ends
     buffer = model.replay_buffer
     assert buffer.n_unlabelled == 0
-    assert model._reward_returns[-1] == pytest.approx(buffer.rewards[10:20, 0].sum(), rel=1e-6)
-    assert len(model._reward_returns) == 2
+    assert model.reward_returns[-1] == pytest.approx(buffer.rewards[10:20, 0].sum(), rel=1e-6)
+    assert len(model.reward_returns) == 2
 
     model.learn(5, reset_num_timesteps=False)
     assert buffer.n_unlabelled == 5
     model.learn(15)  # reset_num_timesteps=True: SB3 resets the env; the cut episode is scored
     assert buffer.n_unlabelled == 5 and np.isfinite(buffer.rewards[:35]).all()
-    assert len(model._reward_returns) == 1  # statistics restart with the counters, as SB3's
+    assert len(model.reward_returns) == 1  # statistics restart with the counters, as SB3's
 
 
 def test_callbacks_see_every_step_and_can_stop_training():

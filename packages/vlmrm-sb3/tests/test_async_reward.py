@@ -84,13 +84,13 @@ def test_async_training_matches_synchronous(algorithm, box_actions):
     sync_buffer, async_buffer = sync.replay_buffer, async_.replay_buffer
     assert sync_buffer.full and async_buffer.rows_added == sync_buffer.rows_added
     assert async_buffer.pos == sync_buffer.pos and async_buffer.n_unlabelled == sync_buffer.n_unlabelled
-    assert not async_._pending_scores
+    assert async_.pending_scores == 0
     for name in BUFFER_FIELDS:  # unlabelled rewards are NaN in both; assert_array_equal matches NaNs
         np.testing.assert_array_equal(getattr(async_buffer, name), getattr(sync_buffer, name), err_msg=name)
 
-    assert list(async_._reward_returns) == list(sync._reward_returns) != []
-    assert list(async_._original_returns) == list(sync._original_returns) != []
-    assert async_._reward_frames == sync._reward_frames > 0
+    assert async_.reward_returns == sync.reward_returns != []
+    assert async_.original_returns == sync.original_returns != []
+    assert async_.reward_frames == sync.reward_frames > 0
     assert async_._n_updates == sync._n_updates > 0
     sync_parameters, async_parameters = sync.policy.state_dict(), async_.policy.state_dict()
     for name, parameter in sync_parameters.items():
@@ -145,7 +145,7 @@ def test_reward_model_error_is_raised_by_learn_at_the_next_step():
         model.learn(10**5, callback=callback)
     assert raised.value is reward_model.error
     assert callback.seen_at is not None and model.num_timesteps == callback.seen_at
-    assert not scoring_threads() and not model._pending_scores and model._scoring_executor is None
+    assert not scoring_threads() and model.pending_scores == 0 and not model.has_scoring_thread
 
 
 def test_reward_model_error_is_raised_by_learn_before_training():
@@ -177,10 +177,10 @@ def test_save_during_learn_applies_pending_scores_and_pickles_no_thread(tmp_path
             self.saved_with_pending = 0
 
         def _on_step(self) -> bool:
-            if self.model._pending_scores and not self.saved_with_pending:
-                self.saved_with_pending = len(self.model._pending_scores)
+            if self.model.pending_scores and not self.saved_with_pending:
+                self.saved_with_pending = self.model.pending_scores
                 self.model.save(tmp_path / "sac")
-                assert not self.model._pending_scores
+                assert self.model.pending_scores == 0
                 self.model.save_replay_buffer(tmp_path / "buffer.pkl")
                 assert self.model.replay_buffer.n_unlabelled == 0
             return True
@@ -202,7 +202,7 @@ def test_save_during_learn_applies_pending_scores_and_pickles_no_thread(tmp_path
     assert "_scoring_executor" not in data and "_pending_scores" not in data
 
     loaded = SAC.load(tmp_path / "sac", env=counting_envs(), reward_model=SlowReward(), device="cpu")
-    assert loaded.async_reward and loaded._scoring_executor is None and not loaded._pending_scores
+    assert loaded.async_reward and not loaded.has_scoring_thread and loaded.pending_scores == 0
     loaded.learn(40)
     assert any(thread.startswith(SCORING_THREAD_PREFIX) for _, thread in loaded.reward_model.calls)
     assert not scoring_threads()

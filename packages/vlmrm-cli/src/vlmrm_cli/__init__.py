@@ -6,4 +6,7 @@ The pieces are importable too: :func:`vlmrm_cli.config.load_config` validates a 
 :func:`vlmrm_cli.training.train` runs one.
 """
 
-__version__ = "0.1.0"
+import importlib.metadata
+
+# The version lives in pyproject.toml only; installed metadata carries it here.
+__version__ = importlib.metadata.version("vlmrm-cli")

@@ -259,8 +259,8 @@ class ProgressCallback(BaseCallback):
 
     def _returns(self) -> str:
         parts = []
-        for label, name in (("clip_return", "_reward_returns"), ("true_return", "_original_returns")):
-            returns = getattr(self.model, name, None)
+        for label, name in (("clip_return", "reward_returns"), ("true_return", "original_returns")):
+            returns = getattr(self.model, name, None)  # vlmrm_sb3's; a stock SB3 model has neither
             if returns:
                 parts.append(f"{label}={np.mean(returns):.4g}")
         return " ".join(parts) or "no episode finished yet"

@@ -525,15 +525,16 @@ def reward_frames(reward_model: Any, frames: Iterator[Any], batch_size: int) -> 
 def load_reward_model_or_fail(model: str, **options: Any) -> Any:
     """``vlmrm_reward.load_reward_model(model, **options)``; bad arguments, and a model that cannot be
     loaded (unknown, missing, not downloadable), are reported in one line as a usage error."""
+    import torch  # loaded by vlmrm_reward anyway
     from vlmrm_reward import load_reward_model
 
     try:
         return load_reward_model(model, **options)
     except (ValueError, TypeError) as error:
         raise click.UsageError(str(error)) from None
+    except torch.OutOfMemoryError:  # a RuntimeError, but not a usage error
+        raise
     except (OSError, RuntimeError) as error:  # open_clip: missing folder or file, failed download
-        if "out of memory" in str(error):
-            raise
         raise click.UsageError(f"--model {model!r}: cannot load ({' '.join(str(error).split())})") from None
 
 

@@ -154,6 +154,7 @@ def _check_resume_changes(saved: Config, config: Config) -> None:
 
 def load_reward_model_for(config: Config) -> Any:
     """The run's reward model; bad settings raise :class:`ConfigError` naming ``reward``."""
+    import torch  # loaded by vlmrm_reward anyway
     from vlmrm_reward import load_reward_model, resolve_devices
 
     reward = config.reward
@@ -179,9 +180,9 @@ def load_reward_model_for(config: Config) -> Any:
         )
     except (ValueError, TypeError) as error:
         raise ConfigError(f"reward: {_one_line(error)}") from None
+    except torch.OutOfMemoryError:  # a RuntimeError, but not a config error
+        raise
     except (OSError, RuntimeError) as error:  # open_clip: unknown model or tag, missing folder or file
-        if "out of memory" in str(error):
-            raise
         raise ConfigError(
             f"reward.pretrained_model: cannot load {reward.pretrained_model!r} ({_one_line(error)})"
         ) from None

@@ -10,6 +10,8 @@ chose a backend), and changes no other setting, so import it before anything imp
 see :mod:`vlmrm_envs.rendering`.
 """
 
+import importlib.metadata
+
 from vlmrm_envs.rendering import configure_mujoco_gl
 
 # Must run before anything imports mujoco or OpenGL.
@@ -19,7 +21,8 @@ import gymnasium as gym  # noqa: E402
 
 from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env, make_clip_vector_env  # noqa: E402
 
-__version__ = "0.1.0"
+# The version lives in pyproject.toml only; installed metadata carries it here.
+__version__ = importlib.metadata.version("vlmrm-envs")
 
 __all__ = ["DEFAULT_MODEL", "env_spec", "list_envs", "make_clip_env", "make_clip_vector_env"]
 

@@ -6,7 +6,7 @@ before either happens. ``import vlmrm_envs`` therefore calls :func:`configure_mu
 sets ``MUJOCO_GL=egl`` on a Linux machine without a display unless the user chose a backend.
 Every vlmrm MuJoCo env then calls :func:`check_mujoco_gl` before it creates a GL context, and
 :func:`check_renderer` on its first frame, so that a misconfiguration fails loudly instead of
-rendering black frames, rendering on the wrong GPU or rendering 40x slower on the CPU.
+rendering black frames, rendering on the wrong GPU or rendering far slower on the CPU.
 
 GPU choice (EGL only): an env's ``render_device`` option, else ``MUJOCO_EGL_DEVICE_ID``, else
 the default device. Whoever makes many envs passes each its device from its index
@@ -217,7 +217,7 @@ def check_renderer(gl_renderer: str, gpu_visible: bool) -> str | None:
         return None
     return (
         f"MuJoCo renders with the software rasteriser {gl_renderer!r} although an NVIDIA GPU is visible: "
-        "about 40x slower than the GPU. NVIDIA's EGL library is missing or hidden; "
+        "far slower than the GPU (compare with `vlmrm fps`). NVIDIA's EGL library is missing or hidden; "
         + EGL_INSTALL_HINT.split(". ", 1)[1]
     )
 

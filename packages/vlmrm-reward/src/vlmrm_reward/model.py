@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -383,6 +384,13 @@ def _check_resize_mode(resize_mode: str | None) -> None:
         raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)} or None, got {resize_mode!r}")
 
 
+def _check_batch_size_and_precision(batch_size: object, precision: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
 def load_reward_model(
     model: str,
     *,
@@ -445,6 +453,11 @@ def load_reward_model(
         )
     if any(value is not None for value in judge_options.values()):
         check_judge_options(judge_reward or "probability", question_template or DEFAULT_QUESTION)
+    _check_batch_size_and_precision(batch_size, precision)
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False, got {compile!r}")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise TypeError(f"cache_dir must be a folder path, got {type(cache_dir).__name__}")
     resolved = resolve_devices(device, devices)
     loader = get_backend_loader(backend)
     loaded = loader(model, cache_dir=cache_dir)

@@ -8,6 +8,8 @@
 The env puts each step's frame in ``info["frame"]``; see :class:`EpisodeRewardMixin`.
 """
 
+import importlib.metadata
+
 from vlmrm_sb3.algorithms import (
     DQN,
     QRDQN,
@@ -21,7 +23,8 @@ from vlmrm_sb3.algorithms import (
 from vlmrm_sb3.buffers import LabelledBufferMixin, LabelledDictReplayBuffer, LabelledReplayBuffer
 from vlmrm_sb3.safe_loading import UnsafePickleError
 
-__version__ = "0.1.0"
+# The version lives in pyproject.toml only; installed metadata carries it here.
+__version__ = importlib.metadata.version("vlmrm-sb3")
 
 __all__ = [
     "DQN",

@@ -171,6 +171,39 @@ class EpisodeRewardMixin:
         self._reward_frames = 0
         super().__init__(*args, **kwargs)
 
+    @property
+    def reward_returns(self) -> tuple[float, ...]:
+        """Returns under the reward model of the last ``stats_window_size`` scored episodes, oldest first
+        (what ``rollout/clip_ep_rew_mean`` averages); empty before the first ``learn``."""
+        return tuple(self._reward_returns or ())
+
+    @property
+    def original_returns(self) -> tuple[float, ...]:
+        """Returns of ``info["original_reward"]`` of the same episodes (``rollout/original_ep_rew_mean``);
+        empty when the env gives no original reward."""
+        return tuple(self._original_returns or ())
+
+    @property
+    def reward_frames(self) -> int:
+        """Frames the reward model has scored during the current (or last) ``learn``."""
+        return self._reward_frames
+
+    @property
+    def held_frames(self) -> tuple[int, ...]:
+        """Per env, how many frames of its running episode wait to be scored when it ends."""
+        return tuple(len(episode.frames) for episode in self._episodes)
+
+    @property
+    def pending_scores(self) -> int:
+        """Batches of ended episodes submitted to the scoring thread whose rewards are not yet in the
+        replay buffer (always 0 without ``async_reward``)."""
+        return len(self._pending_scores)
+
+    @property
+    def has_scoring_thread(self) -> bool:
+        """Whether the ``async_reward`` scoring thread is running; ``learn`` stops it when it returns."""
+        return self._scoring_executor is not None
+
     def _setup_model(self) -> None:
         if self.n_steps > 1:
             raise ValueError(
