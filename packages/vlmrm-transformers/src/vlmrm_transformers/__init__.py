@@ -9,11 +9,14 @@ Installed, it adds the ``transformers`` backend to ``vlmrm_reward.load_reward_mo
 ... )  # doctest: +SKIP
 """
 
+import importlib.metadata
+
 from vlmrm_transformers.image_text import ImageTextBackend
 from vlmrm_transformers.judge import VLMJudgeBackend
 from vlmrm_transformers.plugin import BACKEND_NAME, load_transformers
 from vlmrm_transformers.video import VideoTextBackend
 
-__version__ = "0.1.0"
+# The version lives in pyproject.toml only; installed metadata carries it here.
+__version__ = importlib.metadata.version("vlmrm-transformers")
 
 __all__ = ["BACKEND_NAME", "ImageTextBackend", "VLMJudgeBackend", "VideoTextBackend", "load_transformers"]
