@@ -119,6 +119,10 @@ def _space_size(space: gym.Space) -> int:
     return math.prod(space.shape or (1,))
 
 
+# The largest frame (width, height) an env renders when the config leaves its size to the env.
+DEFAULT_FRAME = (600, 480)
+
+
 def memory_estimate(config: Config, observation_space: gym.Space, action_space: gym.Space) -> dict[str, int]:
     """Bytes the run would hold, by the key that sets each part: the replay buffer
     (``rl.buffer_size``), the networks with their copies (``rl.policy_kwargs.net_arch``), a training
@@ -135,7 +139,9 @@ def memory_estimate(config: Config, observation_space: gym.Space, action_space: 
     )
     widest = max((sum(layers) for layers in layer_lists), default=0)
     batch = rl.batch_size or 256
-    frames = config.n_envs * (rl.episode_length or 1000) * config.render.width * config.render.height * 3
+    # Left to the env, the frame size is at most the paper's (600x400 or 480x480): count 600x480.
+    width, height = config.render.width or DEFAULT_FRAME[0], config.render.height or DEFAULT_FRAME[1]
+    frames = config.n_envs * (rl.episode_length or 1000) * width * height * 3
     return {
         "rl.buffer_size": (rl.buffer_size or 1_000_000) * transition,
         "rl.policy_kwargs.net_arch": weights * 4 * WEIGHT_COPIES,
