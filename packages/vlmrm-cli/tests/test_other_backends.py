@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from vlmrm_cli.cli import main
 
 pytest.importorskip("vlmrm_transformers", reason="vlmrm-transformers is a test dependency of this session")
-from vlmrm_transformers.testing import make_tiny_llava, make_tiny_xclip
+from vlmrm_transformers.testing import make_tiny_llava, make_tiny_siglip, make_tiny_xclip
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,32 @@ def test_train_with_a_video_reward_in_window_mode(
     assert returns and all(np.isfinite(returns)) and all(value != 0.0 for value in returns)
     assert sum(frames) > 0
     assert list((run_dir / "videos").glob("step_*.mp4"))  # the evaluation episode, rewarded as one episode
+
+
+def test_landscape_and_rank_prompts_take_any_backend(tmp_path: Path) -> None:
+    siglip = make_tiny_siglip(tmp_path / "siglip")
+    options = ["--prompt", "a pole", "--backend", "transformers", "--model", siglip, "--device", "cpu"]
+    result = CliRunner().invoke(
+        main,
+        [
+            "landscape",
+            "vlmrm/CartPole-v0",
+            "--sweep",
+            "pole_angle",
+            "--points",
+            "3",
+            "--out",
+            str(tmp_path / "l"),
+            *options,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "l").glob("*.csv").__next__().open()))
+    assert len(rows) == 3
+    frames = tmp_path / "frames"
+    for label, value in (("success", 200), ("failure", 30)):
+        (frames / label).mkdir(parents=True)
+        iio.imwrite(frames / label / "a.png", np.full((32, 48, 3), value, np.uint8))
+    result = CliRunner().invoke(main, ["rank-prompts", str(frames), "--out", str(tmp_path / "r"), *options])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "ranking.csv").is_file()

@@ -5,6 +5,7 @@ Read from a YAML file (``vlmrm landscape --candidates`` and ``vlmrm rank-prompts
     candidates:
       - name: paper                      # optional; default made from the prompts and alpha
         model: local-dir:/models/clip    # optional; default the command's --model
+        backend: open_clip               # optional; default the command's --backend
         target_prompts: [pole vertically upright on top of the cart]
         baseline_prompts: [pole and cart]  # optional
         alpha: [0.0, 0.5]                # one value or a list: one candidate per value
@@ -37,6 +38,7 @@ class Candidate:
     target_prompts: tuple[str, ...]
     baseline_prompts: tuple[str, ...]
     alpha: float
+    backend: str = "open_clip"
 
 
 def _default_name(
@@ -50,7 +52,11 @@ def _default_name(
 
 
 def candidates_from_options(
-    prompts: Sequence[str], baselines: Sequence[str], alphas: Sequence[float], models: Sequence[str]
+    prompts: Sequence[str],
+    baselines: Sequence[str],
+    alphas: Sequence[float],
+    models: Sequence[str],
+    backend: str = "open_clip",
 ) -> list[Candidate]:
     """One candidate per model and alpha, all with the same prompts."""
     if not prompts:
@@ -62,6 +68,7 @@ def candidates_from_options(
             tuple(prompts),
             tuple(baselines),
             float(alpha),
+            backend,
         )
         for model in models
         for alpha in alphas
@@ -92,7 +99,7 @@ def _alphas(value: Any, where: str) -> list[float]:
     return result
 
 
-def load_candidates(path: Path, default_model: str) -> list[Candidate]:
+def load_candidates(path: Path, default_model: str, default_backend: str = "open_clip") -> list[Candidate]:
     """The candidates of a YAML file (see the module docstring); CandidateError names what is wrong."""
     try:
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -103,8 +110,8 @@ def load_candidates(path: Path, default_model: str) -> list[Candidate]:
     entries = document.get("candidates") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise CandidateError(f"{path}: needs a non-empty list under the key 'candidates'")
-    allowed = {"name", "model", "target_prompts", "baseline_prompts", "alpha"}
-    expanded: list[tuple[str | None, str, tuple[str, ...], tuple[str, ...], float]] = []
+    allowed = {"name", "model", "backend", "target_prompts", "baseline_prompts", "alpha"}
+    expanded: list[tuple[str | None, str, tuple[str, ...], tuple[str, ...], float, str]] = []
     for index, entry in enumerate(entries):
         where = f"{path}: candidates[{index}]"
         if not isinstance(entry, dict):
@@ -115,6 +122,9 @@ def load_candidates(path: Path, default_model: str) -> list[Candidate]:
         model = entry.get("model", default_model)
         if not isinstance(model, str) or not model.strip():
             raise CandidateError(f"{where}.model: must be a model spec such as local-dir:/models/clip")
+        backend = entry.get("backend", default_backend)
+        if not isinstance(backend, str) or not backend.strip():
+            raise CandidateError(f"{where}.backend: must be a backend name such as open_clip or transformers")
         target = _strings(entry.get("target_prompts"), f"{where}.target_prompts", required=True)
         baseline = _strings(entry.get("baseline_prompts"), f"{where}.baseline_prompts", required=False)
         name = entry.get("name")
@@ -123,13 +133,18 @@ def load_candidates(path: Path, default_model: str) -> list[Candidate]:
         alphas = _alphas(entry.get("alpha", 0.0), f"{where}.alpha")
         for alpha in alphas:
             label = None if name is None else (f"{name} (alpha {alpha:g})" if len(alphas) > 1 else name)
-            expanded.append((label, model, target, baseline, alpha))
+            expanded.append((label, model, target, baseline, alpha, backend))
     models = len({item[1] for item in expanded})
     candidates = [
         Candidate(
-            name or _default_name(target, baseline, alpha, model, models), model, target, baseline, alpha
+            name or _default_name(target, baseline, alpha, model, models),
+            model,
+            target,
+            baseline,
+            alpha,
+            backend,
         )
-        for name, model, target, baseline, alpha in expanded
+        for name, model, target, baseline, alpha, backend in expanded
     ]
     names = [candidate.name for candidate in candidates]
     duplicate = next((name for name in names if names.count(name) > 1), None)
@@ -146,6 +161,7 @@ def scoring(candidate: Candidate, load: Any, **options: Any) -> Iterator[Any]:
         target_prompts=list(candidate.target_prompts),
         baseline_prompts=list(candidate.baseline_prompts),
         alpha=candidate.alpha,
+        backend=candidate.backend,
         **options,
     )
     try:

@@ -708,6 +708,7 @@ def _candidates(
     baselines: tuple[str, ...],
     alphas: tuple[float, ...],
     models: tuple[str, ...],
+    backend: str,
 ) -> list:
     from vlmrm_cli.candidates import CandidateError, candidates_from_options, load_candidates
 
@@ -715,8 +716,10 @@ def _candidates(
         if candidates_file is not None:
             if prompts or baselines:
                 raise CandidateError("give --candidates FILE or --prompt/--baseline, not both")
-            return load_candidates(candidates_file, models[0] if models else DEFAULT_MODEL)
-        return candidates_from_options(prompts, baselines, alphas or (0.0,), models or (DEFAULT_MODEL,))
+            return load_candidates(candidates_file, models[0] if models else DEFAULT_MODEL, backend)
+        return candidates_from_options(
+            prompts, baselines, alphas or (0.0,), models or (DEFAULT_MODEL,), backend
+        )
 
 
 candidate_options = [
@@ -733,6 +736,12 @@ candidate_options = [
     ),
     click.option(
         "--model", "models", multiple=True, help=f"Model spec (repeatable; default {DEFAULT_MODEL})."
+    ),
+    click.option(
+        "--backend",
+        default="open_clip",
+        show_default=True,
+        help="Backend of the models (a vlmrm-reward plugin, e.g. transformers).",
     ),
     click.option("--device", default=None, help="Device to score on (default: first GPU, else CPU)."),
     click.option("--cache-dir", default=None, help="Where downloaded weights are kept."),
@@ -766,6 +775,7 @@ def landscape(
     baselines: tuple[str, ...],
     alphas: tuple[float, ...],
     models: tuple[str, ...],
+    backend: str,
     device: str | None,
     cache_dir: str | None,
 ) -> None:
@@ -783,7 +793,7 @@ def landscape(
     with _one_line_errors(ValueError, click.UsageError):
         scene = get_scene(env_id)
         chosen = [scene.get_sweep(name) for name in sweeps] if sweeps else list(scene.sweeps)
-    candidates = _candidates(candidates_file, prompts, baselines, alphas, models)
+    candidates = _candidates(candidates_file, prompts, baselines, alphas, models, backend)
     for sweep in chosen:
         values, success, rewards = score_landscape(
             scene, sweep, candidates, points, load_reward_model_or_fail, device=device, cache_dir=cache_dir
@@ -832,6 +842,7 @@ def rank_prompts(
     baselines: tuple[str, ...],
     alphas: tuple[float, ...],
     models: tuple[str, ...],
+    backend: str,
     device: str | None,
     cache_dir: str | None,
 ) -> None:
@@ -843,7 +854,7 @@ def rank_prompts(
     """
     from vlmrm_cli.landscape import rank_candidates, write_ranking
 
-    candidates = _candidates(candidates_file, prompts, baselines, alphas, models)
+    candidates = _candidates(candidates_file, prompts, baselines, alphas, models, backend)
     frames, labels = _labelled_frames(frames_dir)
     ranked = rank_candidates(
         frames, labels, candidates, load_reward_model_or_fail, device=device, cache_dir=cache_dir
