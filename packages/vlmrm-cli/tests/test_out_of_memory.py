@@ -4,7 +4,7 @@ import click
 import pytest
 import torch
 import vlmrm_reward
-from vlmrm_cli.cli import _load_reward_model
+from vlmrm_cli.cli import load_reward_model_or_fail
 
 
 def _raising(error: BaseException):
@@ -17,10 +17,10 @@ def _raising(error: BaseException):
 def test_out_of_memory_propagates(monkeypatch):
     monkeypatch.setattr(vlmrm_reward, "load_reward_model", _raising(torch.OutOfMemoryError("no memory left")))
     with pytest.raises(torch.OutOfMemoryError):
-        _load_reward_model("ViT-B-32")
+        load_reward_model_or_fail("ViT-B-32")
 
 
 def test_a_load_failure_that_mentions_memory_is_still_a_usage_error(monkeypatch):
     monkeypatch.setattr(vlmrm_reward, "load_reward_model", _raising(RuntimeError("file says out of memory")))
     with pytest.raises(click.UsageError, match="cannot load"):
-        _load_reward_model("ViT-B-32")
+        load_reward_model_or_fail("ViT-B-32")
