@@ -185,7 +185,7 @@ gym.register("Signalling-v0", entry_point=SignallingCartPole)
 
 
 def test_signal_during_a_video_stops_it_at_once(make_config, write_config, tmp_path: Path) -> None:
-    from vlmrm_cli.callbacks import MAX_VIDEO_STEPS
+    from vlmrm_cli.evaluation import MAX_EPISODE_STEPS
 
     (tmp_path / "signalling_env.py").write_text(SIGNALLING_ENV)
     count_file = tmp_path / "video-steps"
@@ -204,7 +204,7 @@ def test_signal_during_a_video_stops_it_at_once(make_config, write_config, tmp_p
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr, stderr
     assert "SIGTERM received" in stderr and "Stopped at step" in stderr, stderr
-    assert int(count_file.read_text()) < 10 < MAX_VIDEO_STEPS  # not the whole episode
+    assert int(count_file.read_text()) < 10 < MAX_EPISODE_STEPS  # not the whole episode
 
 
 # An env whose worker process stops itself (SIGSTOP: hung, not dead) at a given step, after
