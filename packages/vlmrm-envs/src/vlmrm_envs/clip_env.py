@@ -143,17 +143,9 @@ def make_clip_env(
     Raises:
         ValueError, TypeError: for bad arguments, before any model is loaded.
     """
-    if not isinstance(env_id, str):
-        raise TypeError(f"env_id must be a registered env id string, got {type(env_id).__name__}")
-    _check_episode_length(episode_length)
-    render_mode = env_kwargs.pop("render_mode", "rgb_array")
-    if render_mode != "rgb_array":
-        raise ValueError(f"CLIP envs render rgb_array frames to score; got render_mode={render_mode!r}")
-    check_mujoco_gl()
-    env_id, prompts, baseline_prompts = _task_defaults(env_id, prompts, baseline_prompts, reward_model)
-    frame_size = {name: value for name, value in (("width", width), ("height", height)) if value is not None}
-    if frame_size and _takes_frame_size(env_id):
-        env_kwargs = {**frame_size, **env_kwargs}
+    env_id, prompts, baseline_prompts, env_kwargs = _base_env_arguments(
+        env_id, prompts, baseline_prompts, reward_model, width, height, episode_length, env_kwargs
+    )
     scorer = _reward_function(
         prompts, baseline_prompts, alpha, model, reward_model, device, resize_mode, defer_reward
     )
@@ -199,15 +191,9 @@ def make_clip_vector_env(
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-    _check_episode_length(episode_length)
-    render_mode = env_kwargs.pop("render_mode", "rgb_array")
-    if render_mode != "rgb_array":
-        raise ValueError(f"CLIP envs render rgb_array frames to score; got render_mode={render_mode!r}")
-    check_mujoco_gl()
-    env_id, prompts, baseline_prompts = _task_defaults(env_id, prompts, baseline_prompts, reward_model)
-    frame_size = {name: value for name, value in (("width", width), ("height", height)) if value is not None}
-    if frame_size and _takes_frame_size(env_id):
-        env_kwargs = {**frame_size, **env_kwargs}
+    env_id, prompts, baseline_prompts, env_kwargs = _base_env_arguments(
+        env_id, prompts, baseline_prompts, reward_model, width, height, episode_length, env_kwargs
+    )
     env_kwargs = {"render_mode": "rgb_array", "max_episode_steps": episode_length, **env_kwargs}
     scorer = _reward_function(
         prompts, baseline_prompts, alpha, model, reward_model, device, resize_mode, defer_reward
@@ -233,6 +219,34 @@ def _make_render_env(env_id: str, render_device: int | None, kwargs: dict[str, A
     if render_device is not None:
         assign_render_device(render_device)
     return gym.make(env_id, **kwargs)
+
+
+def _base_env_arguments(
+    env_id: str,
+    prompts: Sequence[str] | None,
+    baseline_prompts: Sequence[str] | None,
+    reward_model: RewardFunction | None,
+    width: int | None,
+    height: int | None,
+    episode_length: int | None,
+    env_kwargs: dict[str, Any],
+) -> tuple[str, Sequence[str] | None, Sequence[str], dict[str, Any]]:
+    """Check the arguments that :func:`make_clip_env` and :func:`make_clip_vector_env` share;
+    returns the base env to make, its prompts and baseline, and its ``gym.make`` arguments
+    (``render_mode`` taken out, ``width``/``height`` added where the env takes them)."""
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a registered env id string, got {type(env_id).__name__}")
+    _check_episode_length(episode_length)
+    env_kwargs = dict(env_kwargs)
+    render_mode = env_kwargs.pop("render_mode", "rgb_array")
+    if render_mode != "rgb_array":
+        raise ValueError(f"CLIP envs render rgb_array frames to score; got render_mode={render_mode!r}")
+    check_mujoco_gl()
+    env_id, prompts, baseline = _task_defaults(env_id, prompts, baseline_prompts, reward_model)
+    frame_size = {name: value for name, value in (("width", width), ("height", height)) if value is not None}
+    if frame_size and _takes_frame_size(env_id):
+        env_kwargs = {**frame_size, **env_kwargs}
+    return env_id, prompts, baseline, env_kwargs
 
 
 def _check_episode_length(episode_length: int | None) -> None:
