@@ -17,6 +17,9 @@ nox.options.error_on_missing_interpreters = True
 
 # Other torch releases download gigabytes; these two lie on the CI machine's disk.
 TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+# One install of TORCH (5.6 GB with its CUDA libraries) that every Python 3.11 venv here sees through a
+# .pth file: six copies of it do not fit on the CI machine's disk.
+SHARED_TORCH = os.path.join(".nox", "_shared-torch")
 
 # package -> (vlmrm packages it depends on, distributions its runtime closure must not contain)
 PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -38,12 +41,39 @@ PACKAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 TEST_ONLY_DEPS: dict[str, tuple[str, ...]] = {"sb3": ("reward",), "cli": ("transformers",)}
 
 
+def _site_packages(session: nox.Session, python: str) -> str:
+    command = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    return session.run(python, "-c", command, external=True, silent=True).strip()
+
+
+def use_shared_torch(session: nox.Session, python: str | None = None) -> None:
+    """Make TORCH importable in the venv of ``python`` (the session's own by default) from SHARED_TORCH.
+
+    SHARED_TORCH is made once, by whichever session needs it first. Its path goes at the end of the
+    venv's sys.path, so pip counts torch and its dependencies as installed, and a package wanting a
+    newer release of one of those dependencies gets it in its own venv ("Not uninstalling ... outside
+    environment"), which comes first on sys.path; SHARED_TORCH itself is never changed.
+    """
+    shared = os.path.abspath(SHARED_TORCH)
+    python_in_shared = os.path.join(shared, "bin", "python")
+    done = os.path.join(shared, "installed.txt")
+    wanted = "\n".join(TORCH) + "\n"
+    if not (os.path.exists(done) and open(done).read() == wanted):
+        session.run("python", "-m", "venv", "--clear", shared)
+        session.run(python_in_shared, "-m", "pip", "install", "--quiet", *TORCH, external=True)
+        with open(done, "w") as file:
+            file.write(wanted)
+    python = python or os.path.join(session.virtualenv.location, "bin", "python")
+    with open(os.path.join(_site_packages(session, python), "shared_torch.pth"), "w") as file:
+        file.write(_site_packages(session, python_in_shared) + "\n")
+
+
 def _make_test_session(package: str) -> None:
     local_deps, forbidden = PACKAGES[package]
 
     @nox.session(name=f"tests-{package}", python="3.11")
     def tests(session: nox.Session) -> None:
-        session.install(*TORCH)
+        use_shared_torch(session)
         session.install(*(f"./packages/vlmrm-{dep}" for dep in local_deps), f"./packages/vlmrm-{package}")
         # Before the test extra and test-only packages, so that none of them hides a forbidden import.
         # A reused venv keeps them from the last run: nox -s tests-<pkg> --no-reuse-existing-virtualenvs
@@ -87,7 +117,7 @@ def tests_lowest(session: nox.Session) -> None:
     with open(path, "w") as file:
         file.write(constraints)
     session.log("constraints:\n" + constraints)
-    session.install(*TORCH)
+    use_shared_torch(session)
     session.install("-c", path, *(f"./packages/vlmrm-{package}[test]" for package in PACKAGES))
     # One pytest per package: their tests import helpers from their own conftest.py.
     for package in PACKAGES:
@@ -115,7 +145,7 @@ def build(session: nox.Session) -> None:
     """The release check (RELEASING.md): each package's wheel, built on its own, installs into an
     empty venv from the wheels alone (siblings by their version ranges) and imports.
 
-    The empty venvs see one shared torch install, so that each does not unpack 3 GB of it again.
+    The empty venvs see the shared torch install (use_shared_torch) and nothing else.
     """
     tmp = session.create_tmp()
     dist = os.path.join(tmp, "dist")
@@ -124,25 +154,11 @@ def build(session: nox.Session) -> None:
         os.remove(path)
     for package in PACKAGES:
         session.run("python", "-m", "build", "--wheel", "--outdir", dist, f"packages/vlmrm-{package}")
-    torch_venv = os.path.join(tmp, "torch")
-    session.run("python", "-m", "venv", "--clear", torch_venv)
-    session.run(f"{torch_venv}/bin/python", "-m", "pip", "install", "--quiet", *TORCH, external=True)
-    torch_site = session.run(
-        f"{torch_venv}/bin/python",
-        "-c",
-        "import sysconfig; print(sysconfig.get_path('purelib'))",
-        external=True,
-        silent=True,
-    ).strip()
     for package in PACKAGES:
         venv = os.path.join(tmp, f"empty-{package}")
         session.run("python", "-m", "venv", "--clear", venv)
         python = f"{venv}/bin/python"
-        site = session.run(
-            python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", external=True, silent=True
-        ).strip()
-        with open(os.path.join(site, "shared_torch.pth"), "w") as file:
-            file.write(torch_site + "\n")
+        use_shared_torch(session, python)
         # Siblings come from dist/ only (--find-links), resolved by the version ranges in the wheel.
         session.run(
             python, "-m", "pip", "install", "--quiet", "--find-links", dist, f"vlmrm-{package}", external=True
