@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import yaml
 from click.testing import CliRunner
 from vlmrm_cli.checkpoints import latest_checkpoint
 from vlmrm_cli.cli import main
 from vlmrm_cli.config import Config, validate_config
-from vlmrm_cli.learning import TASKS, ground_truth_rollouts
+from vlmrm_cli.learning import TASKS, ground_truth_episodes
 from vlmrm_sb3 import DQN
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -61,19 +64,23 @@ def test_offline_try_trains_an_agent_from_the_sentence(
 
     agent = DQN.load(run_dir / "final_model.zip", device="cpu")
     task = TASKS["cartpole"]
-    trained, _ = ground_truth_rollouts(
-        lambda obs: agent.predict(obs, deterministic=True)[0], task.env_id, 5, 0
-    )
+    def returns(act: Callable[[np.ndarray], Any]) -> np.ndarray:
+        episodes = ground_truth_episodes(act, task.env_id, 5, 0)
+        return np.array([episode.ground_truth_return for episode in episodes])
+
+    trained = returns(lambda obs: agent.predict(obs, deterministic=True)[0])
     space = gym.make(task.env_id).action_space
     space.seed(0)
-    random, _ = ground_truth_rollouts(lambda obs: space.sample(), task.env_id, 5, 0)
+    random = returns(lambda obs: space.sample())
     # Episodes of 200 steps: a random policy keeps the pole upright for about 20 of them.
     assert trained.mean() >= max(2 * random.mean(), random.mean() + 50), (trained, random)
 
     assert evaluate[:3] == ["vlmrm", "eval", str(run_dir)]
-    if "eval" in main.commands:  # `vlmrm eval` is its own feature, tested on its own
-        result = CliRunner().invoke(main, evaluate[1:])
-        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, evaluate[1:])
+    assert result.exit_code == 0, result.output
+    rate = re.search(r"success rate (\S+)", result.output)
+    assert rate and 0.0 <= float(rate.group(1)) <= 1.0, result.output
+    assert list((run_dir / "eval").rglob("*.mp4")), "vlmrm eval films the balanced pole"
 
 
 def test_every_command_in_the_table_exists() -> None:

@@ -105,9 +105,9 @@ class Episode:
 
     seed: int
     clip_rewards: np.ndarray
-    """float32 (T,): the CLIP reward of each step's frame."""
+    """float32 (T,): the CLIP reward of each step's frame; NaN when rolled out without a reward model."""
     ground_truth_return: float
-    """The sum of the env's own reward (``info["original_reward"]``)."""
+    """The sum of the env's own reward (``info["original_reward"]`` of a CLIP env, else the reward)."""
     step_success: list[bool] | None
     """The ground-truth label of each step's state; None for an env without a criterion."""
     success: bool | None
@@ -137,7 +137,7 @@ FrameSink = Callable[[int, int, np.ndarray, bool], None]
 def run_episodes(
     predict: Callable[[Any], Any],
     env: gym.Env,
-    reward_model: Callable[[np.ndarray], np.ndarray],
+    reward_model: Callable[[np.ndarray], np.ndarray] | None,
     *,
     episodes: int,
     seed: int,
@@ -151,7 +151,9 @@ def run_episodes(
     """Roll ``predict`` (observation -> action) out for ``episodes`` episodes in ``env``.
 
     ``env`` must put each step's frame in ``info["frame"]`` (a vlmrm CLIP env, reward deferred);
-    frames are scored by ``reward_model`` in batches of at most ``batch_size`` as they come.
+    frames are scored by ``reward_model`` in batches of at most ``batch_size`` as they come. With
+    ``reward_model`` None (ground truth only, e.g. a plain ``vlmrm/CartPole-v0``), no frame is
+    read unless filmed, sampled or sunk, and the CLIP rewards are NaN.
 
     Args:
         seed: episode ``i`` is reset with ``seed + i``.
@@ -170,6 +172,7 @@ def run_episodes(
             f"{env.spec.id if env.spec else env}: no ground-truth success criterion to label frames with"
         )
     limit = min(episode_length_of(env) or MAX_EPISODE_STEPS, MAX_EPISODE_STEPS)
+    reads_frames = reward_model is not None or film > 0 or samples_per_episode > 0 or frame_sink is not None
     sample_at = set(np.linspace(0, limit - 1, samples_per_episode).round().astype(int).tolist())
     results = []
     for index in range(episodes):
@@ -180,17 +183,21 @@ def run_episodes(
         samples: list[tuple[int, np.ndarray]] = []
         flags: list[bool] = []
         true_return = 0.0
+        steps = 0
         for step in range(MAX_EPISODE_STEPS):
             if stopping():
                 return results
             action = predict(observation)
-            observation, _, terminated, truncated, info = env.step(action)
-            frame = np.array(info["frame"])  # a copy: renderers may reuse their output array
-            true_return += float(info.get("original_reward", 0.0))
-            pending.append(frame)
-            if len(pending) >= batch_size:
-                rewards.append(np.asarray(reward_model(np.stack(pending)), dtype=np.float32))
-                pending = []
+            observation, reward, terminated, truncated, info = env.step(action)
+            true_return += float(info.get("original_reward", reward))
+            steps += 1
+            # A copy: renderers may reuse their output array.
+            frame = np.array(info["frame"]) if reads_frames else np.empty((0, 0, 3), np.uint8)
+            if reward_model is not None:
+                pending.append(frame)
+                if len(pending) >= batch_size:
+                    rewards.append(np.asarray(reward_model(np.stack(pending)), dtype=np.float32))
+                    pending = []
             if criterion is not None:
                 flags.append(bool(criterion.step(env)))
             if index < film:
@@ -203,7 +210,9 @@ def run_episodes(
                 frame_sink(index, step, frame, flags[-1])
             if ended:
                 break
-        if pending:
+        if reward_model is None:
+            rewards = [np.full(steps, np.nan, np.float32)]
+        elif pending:
             rewards.append(np.asarray(reward_model(np.stack(pending)), dtype=np.float32))
         episode = Episode(
             seed=seed + index,

@@ -6,9 +6,10 @@ random actions, no training) and measures, every ``eval_every`` steps, the groun
 success rate of the deterministic policy on separate evaluation episodes. ``bench/learning.py``
 puts the three side by side over several seeds.
 
-Ground truth is the env's own: ``original_reward`` summed over an episode (CartPole: steps with the
-pole upright and the cart on the track) and ``info["is_success"]`` (an episode succeeds when it
-ends in success: CartPole balanced at the last step, MountainCar at the flag).
+Ground truth is the env's own, measured as ``vlmrm eval`` measures it
+(:func:`vlmrm_cli.evaluation.run_episodes`): the env's reward summed over an episode (CartPole:
+steps with the pole upright and the cart on the track) and the success criterion of
+:mod:`vlmrm_envs.success` (CartPole balanced throughout, MountainCar reached the flag).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import gymnasium as gym
 import numpy as np
 import vlmrm_envs  # noqa: F401  (registers the vlmrm/... ids)
 
-__all__ = ["METHODS", "TASKS", "Curve", "Task", "ground_truth_rollouts", "learning_curve"]
+from vlmrm_cli.evaluation import Episode, run_episodes
+
+__all__ = ["METHODS", "TASKS", "Curve", "Task", "ground_truth_episodes", "learning_curve"]
 
 METHODS = ("clip", "ground_truth", "random")
 
@@ -96,24 +99,16 @@ class Curve:
     success: list[float] = field(default_factory=list)
 
 
-def ground_truth_rollouts(
+def ground_truth_episodes(
     act: Callable[[np.ndarray], Any], env_id: str, episodes: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """(ground-truth returns (episodes,), success at the last step (episodes,)) of ``act``."""
-    env = gym.make(env_id)
-    returns, success = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+) -> list[Episode]:
+    """``episodes`` episodes of ``act`` in a fresh ``env_id`` (episode ``i`` reset with ``seed + i``),
+    judged by the ground truth alone (no frame is rendered)."""
+    env = gym.make(env_id, render_mode=None)
     try:
-        for episode in range(episodes):
-            observation, _ = env.reset(seed=seed + episode)
-            done = False
-            while not done:
-                observation, reward, terminated, truncated, info = env.step(act(observation))
-                returns[episode] += float(reward)
-                done = terminated or truncated
-            success[episode] = bool(info.get("is_success", False))
+        return run_episodes(act, env, None, episodes=episodes, seed=seed)
     finally:
         env.close()
-    return returns, success
 
 
 def learning_curve(
@@ -137,7 +132,9 @@ def learning_curve(
     curve = Curve(method, seed)
 
     def evaluate(act: Callable[[np.ndarray], Any], at: int) -> None:
-        returns, success = ground_truth_rollouts(act, task.env_id, eval_episodes, seed=10_000 + seed)
+        episodes = ground_truth_episodes(act, task.env_id, eval_episodes, seed=10_000 + seed)
+        returns = np.array([episode.ground_truth_return for episode in episodes])
+        success = np.array([bool(episode.success) for episode in episodes])
         curve.steps.append(at)
         curve.returns.append(float(returns.mean()))
         curve.success.append(float(success.mean()))
