@@ -445,7 +445,7 @@ def _run(
     finally:
         for callback in callbacks:
             if isinstance(callback, (VideoCallback, EvalCallback, ProgressCallback)):
-                callback._on_training_end()  # idempotent; learn skips it when it raises
+                callback.on_training_end()  # idempotent; learn skips it when it raises
         if logger is not None:
             logger.close()
         if vec_env is not None:
