@@ -26,6 +26,22 @@ def test_module_prefixed_id_registers_without_import():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_registering_and_making_a_classic_env_imports_neither_torch_nor_mujoco():
+    # Checking a config registers the ids and probes the env: neither needs torch or MuJoCo.
+    code = (
+        "import sys, vlmrm_envs\n"
+        "heavy = {'torch', 'mujoco', 'open_clip', 'stable_baselines3'}\n"
+        "assert not heavy & set(sys.modules), sorted(heavy & set(sys.modules))\n"
+        "env = vlmrm_envs.make_clip_env('vlmrm/CartPole-CLIP-v0', defer_reward=True, width=32, height=32)\n"
+        "env.reset(seed=0)\n"
+        "assert env.render().shape == (32, 32, 3)\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("env_id", BASE_IDS + CLIP_IDS)
 def test_every_id_makes_steps_and_renders_a_scene(env_id, tiny_model_spec):
     env = gym.make(env_id, **make_kwargs(env_id, tiny_model_spec))

@@ -6,7 +6,8 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from vlmrm_reward import load_reward_model
+from vlmrm_reward import hookimpl, load_reward_model
+from vlmrm_reward.backend import plugin_manager
 
 
 @pytest.mark.parametrize(
@@ -27,28 +28,69 @@ def test_bad_frames(reward_model, bad, error, message):
         reward_model(bad)
 
 
+BAD_ARGUMENTS = [
+    ({"target_prompts": []}, ValueError, "target_prompts is empty"),
+    ({"target_prompts": "a robot"}, TypeError, "single string"),
+    ({"target_prompts": ["ok", ""]}, ValueError, "non-empty strings"),
+    ({"target_prompts": ["x"], "baseline_prompts": [3]}, ValueError, "baseline_prompts"),
+    ({"target_prompts": ["x"], "alpha": 1.5}, ValueError, "alpha"),
+    ({"target_prompts": ["x"], "alpha": -0.1}, ValueError, "alpha"),
+    ({"target_prompts": ["x"], "batch_size": 0}, ValueError, "batch_size"),
+    ({"target_prompts": ["x"], "precision": "fp8"}, ValueError, "precision"),
+    ({"target_prompts": ["x"], "device": "cuda:0"}, ValueError, "not available"),
+    ({"target_prompts": ["x"], "device": "gpu"}, ValueError, "not a torch device"),
+    ({"target_prompts": ["x"], "devices": []}, ValueError, "empty list"),
+    ({"target_prompts": ["x"], "devices": "cpu"}, TypeError, "must be a list"),
+    ({"target_prompts": ["x"], "device": "cpu", "devices": ["cpu"]}, ValueError, "not both"),
+    ({"target_prompts": ["x"], "resize_mode": "stretch"}, ValueError, "resize_mode"),
+    ({"target_prompts": ["x"], "compile": "yes"}, TypeError, "compile"),
+    ({"target_prompts": ["x"], "cache_dir": 3}, TypeError, "cache_dir"),
+    ({"target_prompts": ["x"], "video_mode": "clip"}, ValueError, "video reward mode"),
+    ({"target_prompts": ["x"], "window_size": 0}, ValueError, "window_size"),
+    ({"target_prompts": ["x"], "judge_reward": "odds"}, ValueError, "judge reward"),
+    ({"target_prompts": ["x"], "question_template": "Is it?"}, ValueError, "question_template"),
+]
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"target_prompts": []}, ValueError, "target_prompts is empty"),
-        ({"target_prompts": "a robot"}, TypeError, "single string"),
-        ({"target_prompts": ["ok", ""]}, ValueError, "non-empty strings"),
-        ({"target_prompts": ["x"], "baseline_prompts": [3]}, ValueError, "baseline_prompts"),
-        ({"target_prompts": ["x"], "alpha": 1.5}, ValueError, "alpha"),
-        ({"target_prompts": ["x"], "alpha": -0.1}, ValueError, "alpha"),
-        ({"target_prompts": ["x"], "batch_size": 0}, ValueError, "batch_size"),
-        ({"target_prompts": ["x"], "precision": "fp8"}, ValueError, "precision"),
-        ({"target_prompts": ["x"], "device": "cuda:0"}, ValueError, "not available"),
-        ({"target_prompts": ["x"], "device": "gpu"}, ValueError, "not a torch device"),
-        ({"target_prompts": ["x"], "devices": []}, ValueError, "empty list"),
-        ({"target_prompts": ["x"], "devices": "cpu"}, TypeError, "must be a list"),
-        ({"target_prompts": ["x"], "device": "cpu", "devices": ["cpu"]}, ValueError, "not both"),
+        *BAD_ARGUMENTS,
         ({"target_prompts": ["x"], "backend": "open-clip"}, ValueError, "did you mean 'open_clip'"),
     ],
 )
 def test_bad_arguments(tiny_model_spec, kwargs, error, message):
     with pytest.raises(error, match=message):
         load_reward_model(tiny_model_spec, **kwargs)
+
+
+class CountingLoads:
+    """A backend plugin, registered through the plugin manager, that counts its loads."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    @hookimpl
+    def register_backends(self, register) -> None:
+        register("counting", self.load)
+
+    def load(self, model: str, *, cache_dir: str | None = None) -> None:
+        self.loads += 1
+        raise RuntimeError("loading weights")
+
+
+@pytest.mark.parametrize("kwargs, error, message", BAD_ARGUMENTS)
+def test_bad_arguments_are_refused_before_any_weights_load(kwargs, error, message):
+    plugin = CountingLoads()
+    plugin_manager().register(plugin)
+    try:
+        with pytest.raises(error, match=message):
+            load_reward_model("any", backend="counting", **kwargs)
+        with pytest.raises(RuntimeError, match="loading weights"):  # good arguments do load
+            load_reward_model("any", backend="counting", target_prompts=["x"], device="cpu")
+    finally:
+        plugin_manager().unregister(plugin)
+    assert plugin.loads == 1
 
 
 def test_same_target_and_baseline_with_alpha(tiny_model_spec):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import open_clip
 import pytest
@@ -9,8 +11,8 @@ import torch
 from conftest import BASELINES, TARGETS
 from PIL import Image
 from test_reward_math import reference_reward
-from vlmrm_reward import load_reward_model, preprocess_frames
-from vlmrm_reward.open_clip_backend import load_open_clip
+from vlmrm_reward import RewardModel, load_reward_model, preprocess_frames, resolve_devices
+from vlmrm_reward.open_clip_backend import OpenCLIPBackend, load_open_clip
 from vlmrm_reward.testing import make_tiny_open_clip
 
 
@@ -128,14 +130,35 @@ def test_closed_model_refuses_to_score_and_leaves_no_thread(tiny_model_spec, fra
         model(frames)
 
 
+class FailingCopies:
+    """A backend whose deep copies fail to encode images: RewardModel puts a deep copy of its
+    backend on every device after the first, so the second device's worker fails."""
+
+    def __init__(self, backend: OpenCLIPBackend, failing: bool = False) -> None:
+        self.backend = backend
+        self.failing = failing
+        self.preprocess_config = backend.preprocess_config
+
+    def __deepcopy__(self, memo: dict) -> FailingCopies:
+        return FailingCopies(copy.deepcopy(self.backend, memo), failing=True)
+
+    def to(self, device: torch.device) -> FailingCopies:
+        self.backend.to(device)
+        return self
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.failing:
+            raise RuntimeError("the second device failed")
+        return self.backend.encode_images(pixels)
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        return self.backend.encode_text(prompts)
+
+
 def test_a_failing_device_worker_raises_in_the_caller(tiny_model_spec, frames):
-    model = load_reward_model(tiny_model_spec, target_prompts=["x"], devices=["cpu", "cpu"], batch_size=4)
-
-    def broken(pixels):
-        raise RuntimeError("replica 1 failed")
-
-    model._replicas[1].encode_images = broken
-    with pytest.raises(RuntimeError, match="replica 1 failed"):
+    backend = FailingCopies(load_open_clip(tiny_model_spec))
+    model = RewardModel(backend, resolve_devices(devices=["cpu", "cpu"]), target_prompts=["x"], batch_size=4)
+    with pytest.raises(RuntimeError, match="the second device failed"):
         model(frames)
     model.close()
 

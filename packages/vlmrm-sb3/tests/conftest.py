@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.logger import Logger
 
 
 class RewardInFrame(gym.Wrapper):
@@ -69,3 +70,23 @@ class RecordingRewardModel:
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         self.call_sizes.append(len(frames))
         return counting_reward(frames)
+
+
+class LatestRecords(Logger):
+    """SB3's logger, writing nowhere, that keeps the latest value recorded under each key, whether
+    dumped or not: e.g. ``train/n_updates``, the gradient steps SB3 has taken."""
+
+    def __init__(self) -> None:
+        super().__init__(folder=None, output_formats=[])
+        self.latest: dict[str, Any] = {}
+
+    def record(self, key: str, value: Any, exclude: str | tuple[str, ...] | None = None) -> None:
+        self.latest[key] = value
+        super().record(key, value, exclude)
+
+
+def record_logs(model: Any) -> LatestRecords:
+    """Give ``model`` (any SB3 algorithm) a :class:`LatestRecords` logger; returns it."""
+    logger = LatestRecords()
+    model.set_logger(logger)
+    return logger

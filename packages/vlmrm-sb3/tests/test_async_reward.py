@@ -3,7 +3,6 @@ synchronous scoring; errors reach learn(); the thread never outlives learn()."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
 import time
 import zipfile
@@ -11,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import CountingEnv, counting_reward
+from conftest import CountingEnv, counting_reward, record_logs
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 from vlmrm_sb3 import DQN, SAC
@@ -64,18 +63,19 @@ def train(algorithm: type, async_reward: bool, box_actions: bool) -> tuple:
         seed=5,
         **small(),
     )
+    logs = record_logs(model)
     model.learn(300)
     assert not scoring_threads()
     model.learn(100, reset_num_timesteps=False)  # the running episodes go on
     model.learn(60)  # SB3 resets the envs: the cut episodes are scored
     assert not scoring_threads()
-    return model, reward_model
+    return model, logs, reward_model
 
 
 @pytest.mark.parametrize(("algorithm", "box_actions"), [(SAC, True), (DQN, False)], ids=["SAC", "DQN"])
 def test_async_training_matches_synchronous(algorithm, box_actions):
-    sync, sync_reward = train(algorithm, async_reward=False, box_actions=box_actions)
-    async_, async_reward = train(algorithm, async_reward=True, box_actions=box_actions)
+    sync, sync_logs, sync_reward = train(algorithm, async_reward=False, box_actions=box_actions)
+    async_, async_logs, async_reward = train(algorithm, async_reward=True, box_actions=box_actions)
 
     assert {thread for _, thread in sync_reward.calls} == {"MainThread"}
     assert any(thread.startswith(SCORING_THREAD_PREFIX) for _, thread in async_reward.calls)
@@ -91,7 +91,7 @@ def test_async_training_matches_synchronous(algorithm, box_actions):
     assert async_.reward_returns == sync.reward_returns != []
     assert async_.original_returns == sync.original_returns != []
     assert async_.reward_frames == sync.reward_frames > 0
-    assert async_._n_updates == sync._n_updates > 0
+    assert async_logs.latest["train/n_updates"] == sync_logs.latest["train/n_updates"] > 0
     sync_parameters, async_parameters = sync.policy.state_dict(), async_.policy.state_dict()
     for name, parameter in sync_parameters.items():
         assert torch.equal(parameter, async_parameters[name]), name
@@ -126,7 +126,7 @@ class NoteFailure(BaseCallback):
         if self.seen_at is None and self.reward_model.failed.is_set():
             self.seen_at = self.num_timesteps
             # Let the failed call finish: this step's transition is stored next, and its poll must find it.
-            concurrent.futures.wait([future for _, future in self.model._pending_scores])
+            assert self.model.wait_for_scoring(timeout=60)
         return True
 
 
@@ -158,11 +158,12 @@ def test_reward_model_error_is_raised_by_learn_before_training():
         learning_starts=0,
         **small(),
     )
+    logs = record_logs(model)
     with pytest.raises(RuntimeError, match="reward model broke") as raised:
         model.learn(10**5)
     assert raised.value is reward_model.error
     assert model.num_timesteps == 5  # the first episode end; no gradient step read its rewards
-    assert model._n_updates == 4 and not scoring_threads()
+    assert logs.latest["train/n_updates"] == 4 and not scoring_threads()
 
     # learn() goes on with a working model; the dropped episode's transitions are never sampled.
     model.reward_model = counting_reward

@@ -10,7 +10,7 @@ import sb3_contrib
 import stable_baselines3 as sb3
 import torch
 import vlmrm_sb3
-from conftest import RewardInFrame, reward_in_frame
+from conftest import RewardInFrame, record_logs, reward_in_frame
 
 CONTINUOUS = {"env_id": "Pendulum-v1", "max_episode_steps": 20, "total_timesteps": 100}
 DISCRETE = {"env_id": "CartPole-v1", "max_episode_steps": 40, "total_timesteps": 300}
@@ -38,15 +38,16 @@ def train(algorithm: type, setting: dict, **kwargs) -> tuple:
         device="cpu",
         **kwargs,
     )
+    logs = record_logs(model)
     model.learn(setting["total_timesteps"])
     _, keys, position, *_ = np.random.get_state()
-    return model, (keys.copy(), position), torch.get_rng_state()
+    return model, logs, (keys.copy(), position), torch.get_rng_state()
 
 
 @pytest.mark.parametrize(("stock_class", "our_class", "setting"), CASES, ids=[c[0].__name__ for c in CASES])
 def test_matches_stock_algorithm(stock_class, our_class, setting):
-    stock, stock_np_state, stock_torch_state = train(stock_class, setting)
-    ours, our_np_state, our_torch_state = train(
+    stock, stock_logs, stock_np_state, stock_torch_state = train(stock_class, setting)
+    ours, our_logs, our_np_state, our_torch_state = train(
         our_class, setting, reward_model=reward_in_frame, reward_batch_size=7
     )
 
@@ -60,7 +61,7 @@ def test_matches_stock_algorithm(stock_class, our_class, setting):
     assert stock_parameters.keys() == our_parameters.keys()
     for name, parameter in stock_parameters.items():
         assert torch.equal(parameter, our_parameters[name]), name
-    assert ours._n_updates == stock._n_updates > 0
+    assert our_logs.latest["train/n_updates"] == stock_logs.latest["train/n_updates"] > 0
     # No extra random numbers drawn, anywhere.
     np.testing.assert_array_equal(our_np_state[0], stock_np_state[0])
     assert our_np_state[1] == stock_np_state[1]

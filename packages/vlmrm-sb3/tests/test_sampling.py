@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import CountingEnv, RecordingRewardModel
+from conftest import CountingEnv, RecordingRewardModel, counting_reward
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -99,26 +99,36 @@ def test_reset_makes_pending_indices_stale():
     assert buffer.rewards[0, 0] == 1.0 and buffer.n_unlabelled == 1
 
 
+class CheckedBuffer(LabelledReplayBuffer):
+    """Keeps every batch that training samples."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list = []
+
+    def sample(self, batch_size, env=None):
+        batch = super().sample(batch_size, env)
+        self.batches.append(batch)
+        return batch
+
+
 def test_training_samples_only_labelled_rows():
     model = SAC(
         "MlpPolicy",
         DummyVecEnv([lambda i=i: CountingEnv(i, (3, 15)) for i in range(4)]),
         reward_model=RecordingRewardModel(),
+        replay_buffer_class=CheckedBuffer,
         learning_starts=10,
         batch_size=32,
         policy_kwargs={"net_arch": [8]},
         device="cpu",
     )
     buffer = model.replay_buffer
-    sampled_unlabelled, samples = [], []
-    get_samples = buffer._get_samples
-
-    def checked_get_samples(batch_inds, env=None):
-        sampled_unlabelled.append(int((~buffer.labelled[batch_inds]).any(axis=1).sum()))
-        samples.append(len(batch_inds))
-        return get_samples(batch_inds, env)
-
-    buffer._get_samples = checked_get_samples
     model.learn(400)
-    assert len(samples) > 50 and sum(sampled_unlabelled) == 0
+    assert len(buffer.batches) > 50
+    for batch in buffer.batches:
+        # An unlabelled transition's reward is NaN; a labelled one's is the reward model's score of
+        # its frame, the observation it led to.
+        expected = counting_reward(batch.next_observations.numpy())
+        np.testing.assert_array_equal(batch.rewards[:, 0].numpy(), expected)
     assert buffer.n_unlabelled > 0  # there was something to avoid

@@ -373,7 +373,7 @@ def config_group() -> None:
 @set_option
 def config_show(config: str, overrides: tuple[str, ...]) -> None:
     """Print CONFIG resolved: every key with its default, the algorithm chosen for the env."""
-    from vlmrm_cli.training import resolve
+    from vlmrm_cli.fits import resolve
 
     with _one_line_errors(ConfigError, BadConfig):
         loaded = load_config(config, overrides, _notify)

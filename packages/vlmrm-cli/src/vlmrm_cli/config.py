@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import importlib.machinery
 import importlib.util
-import inspect
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from vlmrm_cli.algorithms import ALGORITHM_INFO, algorithm_class
 
 __all__ = [
     "ALGORITHMS",
@@ -605,28 +606,6 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
 # -- resolving what depends on the env ----------------------------------------------------------
 
 
-def algorithm_class(name: str) -> type:
-    """The ``vlmrm_sb3`` class for an algorithm name (``"sac"``, ...)."""
-    import vlmrm_sb3
-
-    return getattr(vlmrm_sb3, name.upper() if name != "qrdqn" else "QRDQN")
-
-
-def _constructor_defaults(cls: type) -> dict[str, Any]:
-    """Every keyword argument of ``cls``'s constructor with its default, following ``**kwargs`` up the MRO."""
-    defaults: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass) or klass is object:
-            continue
-        parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        for parameter in parameters:
-            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
-                defaults.setdefault(parameter.name, parameter.default)
-        if not any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
-            break
-    return defaults
-
-
 # Constructor arguments that vlmrm itself passes.
 _SET_BY_VLMRM = ("policy", "env", "reward_model", "verbose", "tensorboard_log", "_init_setup_model")
 
@@ -657,14 +636,13 @@ def resolve_config(config: Config, action_space: gym.Space, episode_length: int 
             f"rl.algorithm: {algorithm} needs a {ALGORITHMS[algorithm]} action space, but {config.env_name} "
             f"has {action_space}; use one of {fitting}"
         )
-    cls = algorithm_class(algorithm)
-    defaults = _constructor_defaults(cls)
-    if rl.policy_name not in getattr(cls, "policy_aliases", {}):
-        choices = ", ".join(getattr(cls, "policy_aliases", {}))
+    info = ALGORITHM_INFO[algorithm]
+    if rl.policy_name not in info.policies:
+        choices = ", ".join(info.policies)
         raise ConfigError(
             f"rl.policy_name: {algorithm} has no policy {rl.policy_name!r}; choose from {choices}"
         )
-    settable = {name for name in defaults if name not in _SET_BY_VLMRM}
+    settable = {name for name in info.arguments if name not in _SET_BY_VLMRM}
     for key in rl.algorithm_kwargs:
         if key in ALGORITHM_ARGUMENTS or key in ("policy_kwargs", "device", "seed", "async_reward"):
             raise ConfigError(
@@ -673,12 +651,11 @@ def resolve_config(config: Config, action_space: gym.Space, episode_length: int 
         if key not in settable:
             close = difflib.get_close_matches(key, sorted(settable), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"rl.algorithm_kwargs.{key}: {cls.__name__} takes no such argument{hint}")
+            raise ConfigError(f"rl.algorithm_kwargs.{key}: {info.class_name} takes no such argument{hint}")
     update: dict[str, Any] = {"algorithm": algorithm}
     for key in ALGORITHM_ARGUMENTS:
-        default = defaults.get(key, inspect.Parameter.empty)
-        if getattr(rl, key) is None and isinstance(default, (int, float)) and not isinstance(default, bool):
-            update[key] = default
+        if getattr(rl, key) is None and key in info.defaults:
+            update[key] = info.defaults[key]
     if rl.n_workers is None:
         from vlmrm_envs.rendering import visible_render_devices
 

@@ -6,14 +6,20 @@ import contextlib
 import functools
 import os
 import signal
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from vlmrm_cli.config import Config
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
+
+# SB3 (and with it torch) is imported by the functions that make or close vector envs, so that
+# probing an env to check a config imports neither.
 
 __all__ = [
     "WORKER_DIED",
@@ -84,11 +90,11 @@ def probe_env(config: Config) -> tuple[gym.Space, gym.Space, int | None]:
     classic-control envs) is reported here, in one line, and not by every env worker. MuJoCo envs
     draw none: their render needs come with vlmrm-envs and are checked when they are made.
     """
-    from gymnasium.envs.mujoco import MujocoEnv
-
     env = make_env(config)
     try:
-        if not isinstance(env.unwrapped, MujocoEnv):
+        # An env made without importing Gymnasium's MuJoCo module is no MuJoCo env.
+        mujoco_env = sys.modules.get("gymnasium.envs.mujoco.mujoco_env")
+        if mujoco_env is None or not isinstance(env.unwrapped, mujoco_env.MujocoEnv):
             env.reset(seed=config.seed)
             env.render()
         return env.observation_space, env.action_space, episode_length_of(env)
@@ -97,6 +103,8 @@ def probe_env(config: Config) -> tuple[gym.Space, gym.Space, int | None]:
 
 
 def _make_monitored_env(config: Config, in_worker: bool, render_device: int | None) -> gym.Env:
+    from stable_baselines3.common.monitor import Monitor
+
     return Monitor(make_env(config, in_worker=in_worker, render_device=render_device))
 
 
@@ -106,6 +114,7 @@ def make_vec_env(config: Config) -> VecEnv:
     Env ``i`` of a subprocess vector env renders on GPU ``render_device_for(i)``: round-robin
     over the visible GPUs (see ``vlmrm_envs.rendering``).
     """
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
     from vlmrm_envs.rendering import render_device_for
 
     subprocesses = config.rl.vec_env == "subproc" or (config.rl.vec_env == "auto" and config.n_envs > 1)
@@ -141,6 +150,8 @@ def _exists(pid: int | None) -> bool:
 def a_worker_died(vec_env: VecEnv, wait_s: float = 5.0) -> bool:
     """Whether a worker process of ``vec_env`` has ended, waiting up to ``wait_s`` for one that is
     ending (its pipe closes a moment before it is gone); False for envs in this process."""
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
     if not isinstance(vec_env, SubprocVecEnv):
         return False
     deadline = time.monotonic() + wait_s
@@ -158,6 +169,8 @@ def close_vec_env(vec_env: VecEnv) -> None:
     SB3's ``SubprocVecEnv.close`` waits on each worker without a limit and raises on a dead one;
     here each worker gets ``CLOSE_TIMEOUT_S`` to close its env, and is killed after that.
     """
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
     if not isinstance(vec_env, SubprocVecEnv):
         vec_env.close()
         return

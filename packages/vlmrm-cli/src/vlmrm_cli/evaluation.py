@@ -297,7 +297,7 @@ def find_checkpoints(target: Path, *, every: bool, overrides: Sequence[str] = ()
         checkpoints = [target]
     config = load_config(str(run_dir / CONFIG_FILE), overrides)
     if config.rl.algorithm == "auto":
-        from vlmrm_cli.training import resolve
+        from vlmrm_cli.fits import resolve
 
         config = resolve(config)
     return EvalTarget(run_dir, config, checkpoints)

@@ -5,21 +5,47 @@ takes, and a run whose memory fits the machine's."""
 from __future__ import annotations
 
 import difflib
-import inspect
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 
-from vlmrm_cli.config import Config, ConfigError, algorithm_class
+from vlmrm_cli.algorithms import ALGORITHM_INFO
+from vlmrm_cli.config import Config, ConfigError, resolve_config
+from vlmrm_cli.envs import probe_env
 
-__all__ = ["check_fits", "machine_memory_bytes", "memory_estimate"]
+__all__ = ["check_fits", "machine_memory_bytes", "memory_estimate", "one_line", "resolve"]
 
 # Copies of the network weights a run holds: actor, two critics and their targets, each with a
 # gradient and Adam's two moments (an upper bound for DQN, which has fewer).
 WEIGHT_COPIES = 16
 DEFAULT_LAYERS = [256, 256]
+
+
+def resolve(
+    config: Config, probe: Callable[[Config], tuple[gym.Space, gym.Space, int | None]] = probe_env
+) -> Config:
+    """:func:`~vlmrm_cli.config.resolve_config` with the env's spaces and episode length, from a
+    probe env (``probe(config)``: ``(observation_space, action_space, episode_length)``; a sweep
+    passes one that caches), then :func:`check_fits`. Imports neither SB3 nor torch for a config
+    on the CPU with an MLP policy and an env that is not MuJoCo's (``vlmrm config show``)."""
+    try:
+        observation_space, action_space, episode_length = probe(config)
+    except (ValueError, TypeError, ImportError, gym.error.Error) as error:  # ImportError: env_name's module
+        raise ConfigError(
+            f"env_name: cannot make {config.env_name!r} with this config ({one_line(error)})"
+        ) from None
+    resolved = resolve_config(config, action_space, episode_length)
+    check_fits(resolved, observation_space, action_space)
+    return resolved
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (its type's name when it has none)."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
 
 
 def check_fits(config: Config, observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -43,10 +69,10 @@ def machine_memory_bytes() -> int:
 
 
 def _check_device(device: str) -> None:
-    import torch
-
-    if device == "auto":
+    if device in ("auto", "cpu"):
         return
+    import torch  # a GPU is counted by torch; the defaults need no torch to check
+
     try:
         parsed = torch.device(device)
     except (RuntimeError, ValueError):
@@ -64,10 +90,8 @@ def _check_device(device: str) -> None:
 
 
 def _check_policy(config: Config, observation_space: gym.Space) -> None:
-    from stable_baselines3.common.preprocessing import is_image_space
-
     name = config.rl.policy_name
-    if "Cnn" in name and not is_image_space(observation_space):
+    if "Cnn" in name and not _is_image_space(observation_space):
         raise ConfigError(
             f"rl.policy_name: {name} needs image observations, but {config.env_name} has {observation_space}"
         )
@@ -77,16 +101,21 @@ def _check_policy(config: Config, observation_space: gym.Space) -> None:
         )
     if "MultiInput" not in name and isinstance(observation_space, gym.spaces.Dict):
         raise ConfigError(f"rl.policy_name: {config.env_name} has Dict observations; use MultiInputPolicy")
-    policy = algorithm_class(config.rl.algorithm).policy_aliases[name]
-    parameters = inspect.signature(policy.__init__).parameters
-    if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
-        accepted = set(parameters) - {"self", "observation_space", "action_space", "lr_schedule"}
+    policy = ALGORITHM_INFO[config.rl.algorithm].policies[name]
+    if policy.arguments is not None:
         for key in config.rl.policy_kwargs:
-            if key not in accepted:
-                close = difflib.get_close_matches(str(key), sorted(accepted), n=1)
+            if key not in policy.arguments:
+                close = difflib.get_close_matches(str(key), sorted(policy.arguments), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"rl.policy_kwargs.{key}: {policy.__name__} takes no such argument{hint}")
+                raise ConfigError(f"rl.policy_kwargs.{key}: {policy.class_name} takes no such argument{hint}")
     _layer_lists(config.rl.policy_kwargs.get("net_arch", DEFAULT_LAYERS))
+
+
+def _is_image_space(space: gym.Space) -> bool:
+    """SB3's own test of what its CNN policies take (imported only for them: it imports torch)."""
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    return is_image_space(space)
 
 
 def _layer_lists(net_arch: Any) -> list[list[int]]:

@@ -177,7 +177,7 @@ def load_sweep(source: str, probe: Callable[[Config], Any] | None = None) -> Swe
             per distinct env setting.
     """
     from vlmrm_cli.envs import probe_env
-    from vlmrm_cli.training import resolve
+    from vlmrm_cli.fits import resolve
 
     data, where = read_config_source(source)
     try:

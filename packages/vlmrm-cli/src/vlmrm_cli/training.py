@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import CallbackList
 from vlmrm_sb3 import UnsafePickleError
@@ -53,7 +52,6 @@ from vlmrm_cli.config import (
     algorithm_class,
     dump_config,
     load_config,
-    resolve_config,
 )
 from vlmrm_cli.envs import (
     WORKER_DIED,
@@ -62,9 +60,9 @@ from vlmrm_cli.envs import (
     close_vec_env,
     make_env,
     make_vec_env,
-    probe_env,
 )
-from vlmrm_cli.fits import check_fits
+from vlmrm_cli.fits import one_line as _one_line
+from vlmrm_cli.fits import resolve
 from vlmrm_cli.signals import SignalStop, StepTimedOut
 from vlmrm_cli.tracking import init_wandb, make_logger
 
@@ -110,28 +108,6 @@ def make_run_dir(config: Config, now: datetime | None = None) -> Path:
             continue
         return run_dir
     raise FileExistsError(f"{base / name}: too many runs with this name")
-
-
-def resolve(
-    config: Config, probe: Callable[[Config], tuple[gym.Space, gym.Space, int | None]] = probe_env
-) -> Config:
-    """:func:`resolve_config` with the env's spaces and episode length, from a probe env
-    (``probe(config)``: ``(observation_space, action_space, episode_length)``; a sweep passes one
-    that caches)."""
-    try:
-        observation_space, action_space, episode_length = probe(config)
-    except (ValueError, TypeError, ImportError, gym.error.Error) as error:  # ImportError: env_name's module
-        raise ConfigError(
-            f"env_name: cannot make {config.env_name!r} with this config ({_one_line(error)})"
-        ) from None
-    resolved = resolve_config(config, action_space, episode_length)
-    check_fits(resolved, observation_space, action_space)
-    return resolved
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -445,7 +421,7 @@ def _run(
     finally:
         for callback in callbacks:
             if isinstance(callback, (VideoCallback, EvalCallback, ProgressCallback)):
-                callback._on_training_end()  # idempotent; learn skips it when it raises
+                callback.on_training_end()  # idempotent; learn skips it when it raises
         if logger is not None:
             logger.close()
         if vec_env is not None:

@@ -17,9 +17,30 @@ from vlmrm_envs.rendering import configure_mujoco_gl
 # Must run before anything imports mujoco or OpenGL.
 configure_mujoco_gl()
 
+import importlib  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
 import gymnasium as gym  # noqa: E402
 
-from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env, make_clip_vector_env  # noqa: E402
+if TYPE_CHECKING:
+    from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env, make_clip_vector_env
+
+# Imported on first use (PEP 562): registering the ids, e.g. to check a config, imports neither
+# torch nor MuJoCo; the envs import what they need when they are made.
+_CLIP_ENV_NAMES = ("DEFAULT_MODEL", "env_spec", "make_clip_env", "make_clip_vector_env")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIP_ENV_NAMES:
+        value = getattr(importlib.import_module("vlmrm_envs.clip_env"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vlmrm_envs' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_CLIP_ENV_NAMES])
+
 
 # The version lives in pyproject.toml only; installed metadata carries it here.
 __version__ = importlib.metadata.version("vlmrm-envs")

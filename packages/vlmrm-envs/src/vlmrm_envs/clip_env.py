@@ -7,16 +7,18 @@ import importlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
-import torch
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import VectorEnv
 from vlmrm_reward import CLIPReward, RewardFunction, VectorCLIPReward
 
 from vlmrm_envs.rendering import assign_render_device, check_mujoco_gl, egl_display_open, render_device_for
 from vlmrm_envs.shared_reward import RewardSpec, SharedRewardModel
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DEFAULT_MODEL", "REGISTERED_TAKES_SPECS", "env_spec", "make_clip_env", "make_clip_vector_env"]
 

@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from vlmrm_reward import RewardModel, load_reward_model, resolve_devices
+
+if TYPE_CHECKING:
+    import torch
+    from vlmrm_reward import RewardModel
+
+# torch and vlmrm_reward's model are imported where a device is parsed or a model loaded, so that
+# registering and making the envs (and checking a config) does not import torch.
 
 __all__ = ["FORKED_AFTER_CUDA", "RewardSpec", "SharedRewardModel"]
 
@@ -68,6 +74,8 @@ class RewardSpec:
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
         if self.device is not None:
+            import torch
+
             try:
                 object.__setattr__(self, "device", str(torch.device(self.device)))
             except (RuntimeError, TypeError) as error:
@@ -145,6 +153,9 @@ def _acquire(spec: RewardSpec) -> RewardModel:
             _keys[spec] = key
         model = _models.get(key)
         if model is None:
+            import torch
+            from vlmrm_reward import load_reward_model
+
             if multiprocessing.parent_process() is not None or _forked:
                 torch.set_num_threads(1)
             model = load_reward_model(
@@ -172,6 +183,9 @@ def _release(spec: RewardSpec) -> None:
 
 
 def _resolve_device(device: str | None) -> torch.device:
+    import torch
+    from vlmrm_reward import resolve_devices
+
     if _cuda_before_fork and (device is None or torch.device(device).type == "cuda"):
         # torch.cuda.is_available() itself may fail in such a process; decide before asking it.
         raise RuntimeError(FORKED_AFTER_CUDA)
@@ -180,7 +194,9 @@ def _resolve_device(device: str | None) -> torch.device:
 
 def _before_fork() -> None:
     global _parent_cuda_initialised
-    _parent_cuda_initialised = _cuda_before_fork or torch.cuda.is_initialized()
+    # Without torch imported, CUDA cannot have been initialised.
+    torch = sys.modules.get("torch")
+    _parent_cuda_initialised = _cuda_before_fork or (torch is not None and torch.cuda.is_initialized())
 
 
 def _after_fork_in_child() -> None:

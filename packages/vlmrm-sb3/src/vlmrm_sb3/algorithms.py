@@ -19,7 +19,7 @@ import pathlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -198,6 +198,20 @@ class EpisodeRewardMixin:
         """Batches of ended episodes submitted to the scoring thread whose rewards are not yet in the
         replay buffer (always 0 without ``async_reward``)."""
         return len(self._pending_scores)
+
+    def wait_for_scoring(self, timeout: float | None = None) -> bool:
+        """Block until the scoring thread has finished every batch submitted so far, without writing
+        their rewards (that happens at the next env step, gradient phase, ``save`` or the end of
+        ``learn``, which also raise a reward model's error); e.g. from a callback during ``learn``.
+
+        Args:
+            timeout: the most seconds to wait; None waits as long as it takes.
+
+        Returns:
+            Whether every batch finished within ``timeout`` (True at once without ``async_reward``).
+        """
+        _, not_done = wait([future for _, future in self._pending_scores], timeout=timeout)
+        return not not_done
 
     @property
     def has_scoring_thread(self) -> bool:
