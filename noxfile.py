@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import zipfile
 
 import nox
 
@@ -142,8 +143,9 @@ def tests_python(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def build(session: nox.Session) -> None:
-    """The release check (RELEASING.md): each package's wheel, built on its own, installs into an
-    empty venv from the wheels alone (siblings by their version ranges) and imports.
+    """The release check (RELEASING.md): each package's wheel, built on its own, holds its py.typed
+    marker, installs into an empty venv from the wheels alone (siblings by their version ranges) and
+    imports.
 
     The empty venvs see the shared torch install (use_shared_torch) and nothing else.
     """
@@ -154,6 +156,12 @@ def build(session: nox.Session) -> None:
         os.remove(path)
     for package in PACKAGES:
         session.run("python", "-m", "build", "--wheel", "--outdir", dist, f"packages/vlmrm-{package}")
+    for package in PACKAGES:
+        # py.typed: type checkers read the installed package's annotations (PEP 561).
+        (wheel,) = glob.glob(os.path.join(dist, f"vlmrm_{package}-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            if f"vlmrm_{package}/py.typed" not in archive.namelist():
+                session.error(f"{os.path.basename(wheel)} has no vlmrm_{package}/py.typed")
     for package in PACKAGES:
         venv = os.path.join(tmp, f"empty-{package}")
         session.run("python", "-m", "venv", "--clear", venv)
