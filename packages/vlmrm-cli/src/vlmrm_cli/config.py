@@ -14,9 +14,9 @@ import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import gymnasium as gym
 import yaml
@@ -30,6 +30,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+if TYPE_CHECKING:
+    from vlmrm_sb3 import EpisodeRewardMixin
 
 __all__ = [
     "ALGORITHMS",
@@ -395,7 +398,7 @@ class _Loader(yaml.SafeLoader):
 
     _depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
@@ -568,7 +571,7 @@ def _schema_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Itera
             yield from _schema_paths(field.annotation, (*prefix, name))
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     loc = tuple(error["loc"])
     path = _key_path(loc) or "config"
     kind = error["type"]
@@ -605,7 +608,7 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
 # -- resolving what depends on the env ----------------------------------------------------------
 
 
-def algorithm_class(name: str) -> type:
+def algorithm_class(name: str) -> type[EpisodeRewardMixin]:
     """The ``vlmrm_sb3`` class for an algorithm name (``"sac"``, ...)."""
     import vlmrm_sb3
 
