@@ -1,4 +1,4 @@
-"""Test and lint sessions: `nox` runs them all; `nox -s tests-reward` runs one package's tests.
+"""Test, type-check and lint sessions: `nox` runs them all; `nox -s tests-reward` runs one package's tests.
 
 Each test session installs only its package, the vlmrm packages it depends on, and its test
 extra into its own venv, then checks that no forbidden dependency slipped into the runtime
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import zipfile
 
 import nox
 
@@ -142,8 +143,9 @@ def tests_python(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def build(session: nox.Session) -> None:
-    """The release check (RELEASING.md): each package's wheel, built on its own, installs into an
-    empty venv from the wheels alone (siblings by their version ranges) and imports.
+    """The release check (RELEASING.md): each package's wheel, built on its own, holds its py.typed
+    marker, installs into an empty venv from the wheels alone (siblings by their version ranges) and
+    imports.
 
     The empty venvs see the shared torch install (use_shared_torch) and nothing else.
     """
@@ -154,6 +156,12 @@ def build(session: nox.Session) -> None:
         os.remove(path)
     for package in PACKAGES:
         session.run("python", "-m", "build", "--wheel", "--outdir", dist, f"packages/vlmrm-{package}")
+    for package in PACKAGES:
+        # py.typed: type checkers read the installed package's annotations (PEP 561).
+        (wheel,) = glob.glob(os.path.join(dist, f"vlmrm_{package}-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            if f"vlmrm_{package}/py.typed" not in archive.namelist():
+                session.error(f"{os.path.basename(wheel)} has no vlmrm_{package}/py.typed")
     for package in PACKAGES:
         venv = os.path.join(tmp, f"empty-{package}")
         session.run("python", "-m", "venv", "--clear", venv)
@@ -167,6 +175,29 @@ def build(session: nox.Session) -> None:
         session.run(
             python, "-c", f"import {module}; print({module}.__name__, {module}.__version__)", external=True
         )
+
+
+# Stub packages for third-party modules that ship no type hints of their own.
+TYPE_STUBS = ("types-PyYAML", "types-tqdm")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy over every package's src/ (settings and the untyped third-party modules: mypy.ini).
+
+    One mypy run over all five packages rather than one per package: vlmrm-cli calls the other
+    packages, and checking them together checks those calls against the sources being checked.
+    The packages' tests/ are not type-checked. vlmrm-reward's test extra brings pytest, which its
+    shipped pytest plugin imports.
+    """
+    use_shared_torch(session)
+    session.install(
+        "mypy>=1.11",
+        *TYPE_STUBS,
+        *(f"./packages/vlmrm-{package}" for package in PACKAGES if package != "reward"),
+        "./packages/vlmrm-reward[test]",
+    )
+    session.run("mypy", *session.posargs)
 
 
 @nox.session(python="3.11")

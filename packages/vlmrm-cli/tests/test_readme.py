@@ -64,6 +64,7 @@ def test_offline_try_trains_an_agent_from_the_sentence(
 
     agent = DQN.load(run_dir / "final_model.zip", device="cpu")
     task = TASKS["cartpole"]
+
     def returns(act: Callable[[np.ndarray], Any]) -> np.ndarray:
         episodes = ground_truth_episodes(act, task.env_id, 5, 0)
         return np.array([episode.ground_truth_return for episode in episodes])

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vlmrm_sb3 import EpisodeRewardMixin
 
 __all__ = ["ALGORITHM_INFO", "AlgorithmInfo", "PolicyInfo", "algorithm_class", "introspect"]
 
@@ -136,7 +139,7 @@ ALGORITHM_INFO: dict[str, AlgorithmInfo] = {
 """Algorithm name (an ``rl.algorithm`` value) -> what its ``vlmrm_sb3`` class takes."""
 
 
-def algorithm_class(name: str) -> type:
+def algorithm_class(name: str) -> type[EpisodeRewardMixin]:
     """The ``vlmrm_sb3`` class for an algorithm name (``"sac"``, ...); imports SB3 and torch."""
     import vlmrm_sb3
 
@@ -165,7 +168,7 @@ def introspect(name: str, rl_keys: tuple[str, ...]) -> AlgorithmInfo:
     cls = algorithm_class(name)
     defaults = _constructor_defaults(cls)
     policies = {}
-    for alias, policy in cls.policy_aliases.items():  # type: ignore[attr-defined]
+    for alias, policy in cls.policy_aliases.items():
         parameters = inspect.signature(policy.__init__).parameters
         takes_any = any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values())
         arguments = frozenset(parameters) - {"self", "observation_space", "action_space", "lr_schedule"}

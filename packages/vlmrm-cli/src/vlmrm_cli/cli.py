@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import csv
-import io
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -139,9 +138,12 @@ def train(
                 _one_line_errors(ConfigError, BadConfig),
                 _one_line_errors(EnvWorkerDied, click.ClickException),
             ):
-                loaded = None if resume is not None else load_config(config, overrides, _notify)
+                # Without --resume there is a CONFIG (checked above); with it, train reads the run's own.
+                loaded = (
+                    load_config(config, overrides, _notify) if resume is None and config is not None else None
+                )
                 result = run_training(
-                    loaded,  # type: ignore[arg-type]  (None only with resume_dir)
+                    loaded,  # type: ignore[arg-type]  # None only with resume_dir, where train ignores it
                     resume_dir=resume,
                     run_dir=run_dir,
                     overrides=overrides,
@@ -484,7 +486,7 @@ def score(
         click.echo(f"Plot: {plot_path}", err=True)
 
 
-def _write_csv(stream: io.TextIOBase, rows: Sequence[tuple[str, int, float]]) -> None:
+def _write_csv(stream: TextIO, rows: Sequence[tuple[str, int, float]]) -> None:
     writer = csv.writer(stream)
     writer.writerow(["file", "frame", "reward"])
     writer.writerows((file, frame, f"{reward:.8g}") for file, frame, reward in rows)

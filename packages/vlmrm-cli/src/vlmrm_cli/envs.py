@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,7 @@ def make_vec_env(config: Config) -> VecEnv:
     from vlmrm_envs.rendering import render_device_for
 
     subprocesses = config.rl.vec_env == "subproc" or (config.rl.vec_env == "auto" and config.n_envs > 1)
-    factories = [
+    factories: list[Callable[[], gym.Env]] = [
         functools.partial(
             _make_monitored_env, config, subprocesses, render_device_for(index) if subprocesses else None
         )

@@ -145,7 +145,7 @@ def run_episodes(
     film: int = 0,
     samples_per_episode: int = 0,
     frame_sink: FrameSink | None = None,
-    on_episode: Callable[[Episode], None] | None = None,
+    on_episode: Callable[[Episode], object] | None = None,
     stopping: Callable[[], bool] = lambda: False,
 ) -> list[Episode]:
     """Roll ``predict`` (observation -> action) out for ``episodes`` episodes in ``env``.
@@ -174,7 +174,7 @@ def run_episodes(
     limit = min(episode_length_of(env) or MAX_EPISODE_STEPS, MAX_EPISODE_STEPS)
     reads_frames = reward_model is not None or film > 0 or samples_per_episode > 0 or frame_sink is not None
     sample_at = set(np.linspace(0, limit - 1, samples_per_episode).round().astype(int).tolist())
-    results = []
+    results: list[Episode] = []
     for index in range(episodes):
         observation, _ = env.reset(seed=seed + index)
         rewards: list[np.ndarray] = []
@@ -269,6 +269,7 @@ def find_checkpoints(target: Path, *, every: bool, overrides: Sequence[str] = ()
     target = Path(target)
     if not target.exists():
         raise ConfigError(f"{target}: no such run folder or checkpoint")
+    run_dir: Path | None
     if target.is_dir():
         run_dir = target
         if not (run_dir / CONFIG_FILE).is_file():
@@ -405,8 +406,11 @@ def evaluate(
                         out / "frames" / label / f"{stem}_ep{index:03d}_step{step:04d}.png", frame
                     )
 
+                def act(observation: Any, model: Any = model) -> Any:
+                    return model.predict(observation, deterministic=True)[0]
+
                 results = run_episodes(
-                    lambda observation, model=model: model.predict(observation, deterministic=True)[0],
+                    act,
                     env,
                     reward_model,
                     episodes=episodes,

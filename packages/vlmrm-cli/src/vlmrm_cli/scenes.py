@@ -66,7 +66,8 @@ class Scene:
         raise NotImplementedError
 
     def set_state(self, env: gym.Env, state: np.ndarray) -> None:
-        env.unwrapped.state = np.asarray(state, dtype=np.float64).copy()  # type: ignore[attr-defined]
+        base: Any = env.unwrapped  # a classic-control env class, which has its own ``state``
+        base.state = np.asarray(state, dtype=np.float64).copy()
 
     def get_sweep(self, name: str) -> Sweep:
         for sweep in self.sweeps:
@@ -140,8 +141,8 @@ class CartPoleScene(Scene):
         return str(rng.choice(_CARTPOLE_TEMPLATES)).format(pole=pole, position=position)
 
     def is_success(self, env: gym.Env, state: np.ndarray) -> bool:
-        base = env.unwrapped
-        return bool(abs(state[2]) <= base.theta_threshold_radians and abs(state[0]) <= base.x_threshold)  # type: ignore[attr-defined]
+        base: Any = env.unwrapped  # CartPole's env class, with its own thresholds
+        return bool(abs(state[2]) <= base.theta_threshold_radians and abs(state[0]) <= base.x_threshold)
 
 
 # MountainCar positions (upper bound exclusive) in words; the goal is at 0.45.
@@ -184,7 +185,8 @@ class MountainCarScene(Scene):
         return str(rng.choice(_MOUNTAIN_TEMPLATES)).format(position=rng.choice(phrases))
 
     def is_success(self, env: gym.Env, state: np.ndarray) -> bool:
-        return bool(state[0] >= env.unwrapped.goal_position)  # type: ignore[attr-defined]
+        base: Any = env.unwrapped  # MountainCar's env class, with its own goal_position
+        return bool(state[0] >= base.goal_position)
 
 
 # Kneeling: thighs upright, shins flat on the floor behind the knees, the body lowered onto them.

@@ -214,29 +214,29 @@ def load_sweep(source: str, probe: Callable[[Config], Any] | None = None) -> Swe
     combinations = list(itertools.product(*spec.grid.values()))
     for index, (chosen, combination) in enumerate(itertools.product(spec.points or [{}], combinations)):
         values = {**chosen, **dict(zip(spec.grid, combination, strict=True))}
-        point = Point(index, values, None)  # type: ignore[arg-type]  (set below)
         try:
             config = yaml.safe_load(yaml.safe_dump(base))
             for key, value in {**spec.set, **values}.items():
                 set_key(config, key, value)
-            _tag(config, spec.name, point)
-            point.config = validate_config(config)
-            resolve(point.config, probe=cached_probe)
+            _tag(config, spec.name, index, values)
+            validated = validate_config(config)
+            resolve(validated, probe=cached_probe)
         except ConfigError as error:
-            raise ConfigError(f"{spec.name} point {index} ({point.label}): {error}") from None
-        sweep.points.append(point)
+            raise ConfigError(f"{spec.name} point {index} ({label_of(values)}): {error}") from None
+        sweep.points.append(Point(index, values, validated))
     return sweep
 
 
-def _tag(config: dict[str, Any], sweep_name: str, point: Point) -> None:
-    """Name the sweep and the point in the config's tags, description and wandb group and name.
+def _tag(config: dict[str, Any], sweep_name: str, index: int, values: dict[str, Any]) -> None:
+    """Name the sweep and point ``index`` (setting ``values``) in the config's tags, description and
+    wandb group and name.
 
     Keys of the wrong type are left as they are, for validation to name them.
     """
     tags = config.get("tags") or []
     if isinstance(tags, list):
-        config["tags"] = [*tags, f"sweep:{sweep_name}", f"point:{point.index}"]
-    description = f"{sweep_name} point {point.index}: {point.label}"
+        config["tags"] = [*tags, f"sweep:{sweep_name}", f"point:{index}"]
+    description = f"{sweep_name} point {index}: {label_of(values)}"
     given = config.get("description")
     if not given:
         config["description"] = description
@@ -245,7 +245,7 @@ def _tag(config: dict[str, Any], sweep_name: str, point: Point) -> None:
     wandb = config.setdefault("wandb", {})
     if isinstance(wandb, dict):
         wandb.setdefault("group", sweep_name)
-        wandb.setdefault("name", f"{sweep_name}-{point.name}")
+        wandb.setdefault("name", f"{sweep_name}-{point_name(index)}")
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from stable_baselines3.common.logger import KVWriter, Logger, TensorBoardOutputFormat
@@ -25,7 +25,10 @@ INIT_TIMEOUT_S = 30.0
 FINISH_TIMEOUT_S = 60.0
 
 
-def wandb_mode(config: Config) -> str:
+WandbMode = Literal["online", "offline", "disabled"]
+
+
+def wandb_mode(config: Config) -> WandbMode:
     """``online`` / ``offline`` / ``disabled``; ``auto`` is online exactly when ``WANDB_API_KEY`` is set."""
     if config.wandb.mode != "auto":
         return config.wandb.mode
@@ -45,7 +48,7 @@ def init_wandb(config: Config, run_dir: Path, run_id: str) -> Any | None:
         return None
     import wandb
 
-    def start(mode: str) -> Any:
+    def start(mode: WandbMode) -> Any:
         return wandb.init(
             project=config.wandb.project,
             entity=config.wandb.entity,

@@ -228,8 +228,9 @@ def _start(
     import vlmrm_envs  # noqa: F401  (sets MUJOCO_GL before MuJoCo is imported)
 
     existing = resume_dir if resume_dir is not None else run_dir
-    locked = existing is not None and Path(existing).expanduser().is_dir()
-    if locked:
+    locked = False
+    if existing is not None and Path(existing).expanduser().is_dir():
+        locked = True
         locks.enter_context(_sole_writer(Path(existing).expanduser()))
         remove_temporary_files(Path(existing).expanduser())  # left by a kill -9; no one else writes here
     if run_dir is not None and latest_checkpoint(Path(run_dir) / "checkpoints") is not None:
@@ -309,7 +310,9 @@ def _run(
         vec_env = make_vec_env(config)
         cls = algorithm_class(config.rl.algorithm)
         if resume:
-            path, steps = latest_checkpoint(checkpoints)
+            latest = latest_checkpoint(checkpoints)
+            assert latest is not None  # resume is set only where a checkpoint was found
+            path, steps = latest
             buffer = replay_buffer_path(checkpoints, steps)
             with refused_if_unsafe(path):
                 # force_reset: the saved observation belongs to envs that no longer exist.

@@ -128,10 +128,12 @@ def write_reward_video(path: str | Path, frames: np.ndarray, rewards: np.ndarray
     path = Path(path)
     temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        with imageio.get_writer(
+        writer = imageio.get_writer(
             temporary, format="FFMPEG", fps=fps, codec="libx264", quality=7, macro_block_size=16,
             ffmpeg_log_level="error",
-        ) as writer:  # fmt: skip
+        )  # fmt: skip
+        # Not `with ... as writer`: imageio's stubs type what __enter__ returns without append_data.
+        with writer:
             for frame in reward_video_frames(frames, rewards):
                 writer.append_data(frame)
         os.replace(temporary, path)
@@ -160,7 +162,7 @@ def image_grid(
     first = next(frame for _, tiles in rows for frame, _, _ in tiles)
     tile_width = max(1, round(first.shape[1] * tile_height / first.shape[0]))
     font = ImageFont.load_default(size=max(10, tile_height // 12))
-    line = font.getbbox("0g")[3] + 4
+    line = int(font.getbbox("0g")[3]) + 4
     border, columns = 3, max(len(tiles) for _, tiles in rows)
     cell_w, cell_h = tile_width + 2 * border, tile_height + 2 * border + line
     image = Image.new("RGB", (columns * cell_w, len(rows) * (cell_h + line)), _BACKGROUND)
@@ -190,7 +192,7 @@ def read_frames(path: str | Path) -> Iterator[np.ndarray]:
     if path.suffix.lower() in VIDEO_SUFFIXES:
         reader = imageio.get_reader(path, format="FFMPEG")
         try:
-            for frame in reader:
+            for frame in reader:  # type: ignore[attr-defined]  # imageio's stub: __iter__ returns an Array
                 yield _rgb(np.asarray(frame), path)
         finally:
             reader.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, overload
 
 import numpy as np
 from gymnasium import spaces
@@ -113,7 +113,8 @@ class CartPoleEnv(GymnasiumCartPoleEnv):
     episode's end.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
+    # An instance attribute as gymnasium.Env declares it (not a ClassVar, which ruff asks for).
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 50}  # noqa: RUF012
     balanced_so_far = True
     """Whether the pole has been balanced at every step of this episode."""
 
@@ -131,10 +132,11 @@ class CartPoleEnv(GymnasiumCartPoleEnv):
         self.balanced_so_far = True
         return super().reset(seed=seed, options=options)
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: int | np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         _, _, _, truncated, info = super().step(action)
         # The parent counts steps after its termination to warn; there is no termination here.
         self.steps_beyond_terminated = None
+        assert self.state is not None  # the parent's step has set it
         upright = cartpole_balanced(self.state)
         self.balanced_so_far = self.balanced_so_far and upright
         x, x_dot, theta, theta_dot = (float(v) for v in self.state)
@@ -182,7 +184,8 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
     the scene is drawn at any size directly.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 30}
+    # An instance attribute as gymnasium.Env declares it (not a ClassVar, which ruff asks for).
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30}  # noqa: RUF012
 
     def __init__(
         self,
@@ -240,6 +243,10 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
         return canvas.to_uint8()
 
 
+@overload
+def _hill(x: float) -> float: ...
+@overload
+def _hill(x: np.ndarray) -> np.ndarray: ...
 def _hill(x: float | np.ndarray) -> float | np.ndarray:
     """Height of the MountainCar track (Gymnasium's): sin(3x) * 0.45 + 0.55."""
     return np.sin(3 * x) * 0.45 + 0.55

@@ -309,8 +309,9 @@ def _reward_function(
     # would waste memory.
     spec = RewardSpec(
         model if model is not None else DEFAULT_MODEL,
-        target_prompts=prompts,  # type: ignore[arg-type]  (RewardSpec makes tuples)
-        baseline_prompts=baseline_prompts,  # type: ignore[arg-type]
+        # RewardSpec turns any sequence but a lone string into a tuple, and names a lone string.
+        target_prompts=prompts,  # type: ignore[arg-type]  # a Sequence, made a tuple
+        baseline_prompts=baseline_prompts,  # type: ignore[arg-type]  # a Sequence, made a tuple
         alpha=alpha,
         device=None if device is None else str(device),
         resize_mode=resize_mode,
@@ -330,6 +331,8 @@ def _takes_frame_size(env_id: str) -> bool:
     """Whether the env's constructor accepts ``width`` and ``height`` (directly or as **kwargs)."""
     entry_point = env_spec(env_id).entry_point
     creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    if creator is None:
+        return False
     try:
         parameters = inspect.signature(creator).parameters.values()
     except (TypeError, ValueError):

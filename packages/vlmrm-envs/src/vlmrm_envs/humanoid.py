@@ -163,7 +163,11 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
         return model, mujoco.MjData(model)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    # MujocoEnv.step is annotated with float64-only info, narrower than gymnasium.Env.step's
+    # dict[str, Any]; this info also holds a bool ("is_success").
+    def step(  # type: ignore[override]  # info values other than float64
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Humanoid-v5's step; ``info["is_success"]`` says whether the body now kneels.
 
         Kneeling is :func:`vlmrm_envs.success.humanoid_kneeling`, a pose proxy for the paper's

@@ -32,6 +32,12 @@ if TYPE_CHECKING:
 # torch and vlmrm_reward's model are imported where a device is parsed or a model loaded, so that
 # registering and making the envs (and checking a config) does not import torch.
 
+if TYPE_CHECKING:
+    from vlmrm_reward import JudgeRewardModel, VideoRewardModel
+
+    # What load_reward_model returns, by the kind of model the spec names.
+    LoadedModel = RewardModel | VideoRewardModel | JudgeRewardModel
+
 __all__ = ["FORKED_AFTER_CUDA", "RewardSpec", "SharedRewardModel"]
 
 FORKED_AFTER_CUDA = (
@@ -93,7 +99,7 @@ class SharedRewardModel:
 
     def __init__(self, spec: RewardSpec) -> None:
         self.spec = spec
-        self._model: RewardModel | None = None
+        self._model: LoadedModel | None = None
         self._pid: int | None = None
 
     @property
@@ -105,7 +111,7 @@ class SharedRewardModel:
         """Whether this instance holds the loaded model in this process."""
         return self._model is not None and self._pid == os.getpid()
 
-    def load(self) -> RewardModel:
+    def load(self) -> LoadedModel:
         """The loaded model (loading it if no env of this process has yet)."""
         if not self.loaded:
             self._model = _acquire(self.spec)
@@ -127,7 +133,7 @@ class SharedRewardModel:
         return {"spec": self.spec}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["spec"])  # type: ignore[misc]
+        type(self).__init__(self, state["spec"])
 
     def __repr__(self) -> str:
         return f"SharedRewardModel({self.spec}, loaded={self.loaded})"
@@ -136,7 +142,7 @@ class SharedRewardModel:
 # -- the process's models ------------------------------------------------------------------------
 
 _lock = threading.Lock()
-_models: dict[tuple[RewardSpec, str], RewardModel] = {}
+_models: dict[tuple[RewardSpec, str], LoadedModel] = {}
 _users: dict[tuple[RewardSpec, str], int] = {}
 _keys: dict[RewardSpec, tuple[RewardSpec, str]] = {}
 _forked = False
@@ -145,7 +151,7 @@ _cuda_before_fork = False
 _parent_cuda_initialised = False
 
 
-def _acquire(spec: RewardSpec) -> RewardModel:
+def _acquire(spec: RewardSpec) -> LoadedModel:
     with _lock:
         key = _keys.get(spec)
         if key is None:

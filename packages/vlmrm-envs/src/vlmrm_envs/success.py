@@ -134,7 +134,8 @@ class SuccessCriterion:
     """Short name, e.g. ``"cartpole_balanced"``."""
     description: str
     """One sentence: what a successful episode is."""
-    step: Callable[[gym.Env], bool]
+    # Any: each criterion reads its own env class's attributes (CartPole's ``state``, ...).
+    step: Callable[[Any], bool]
     episode: Callable[[list[bool]], bool]
     proxy: bool = False
     """True when the criterion stands in for human judgement (Humanoid kneeling)."""

@@ -33,7 +33,7 @@ JUDGE_REWARDS: tuple[str, ...] = ("probability", "log_odds")
 DEFAULT_QUESTION = "Does this image show {prompt}?"
 
 
-class JudgeRewardModel(ReplicatedModel):
+class JudgeRewardModel(ReplicatedModel[JudgeBackend]):
     """A generative VLM with fixed yes/no questions that maps frames to rewards.
 
     Args:

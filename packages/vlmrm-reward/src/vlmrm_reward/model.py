@@ -9,18 +9,18 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar, cast
 
 import numpy as np
 import torch
 
-from vlmrm_reward.backend import Backend, get_backend_loader
-from vlmrm_reward.preprocess import RESIZE_MODES, preprocess_frames
+from vlmrm_reward.backend import Backend, JudgeBackend, VideoBackend, get_backend_loader
+from vlmrm_reward.preprocess import RESIZE_MODES, PreprocessConfig, preprocess_frames
 from vlmrm_reward.reward import goal_baseline_projection, goal_baseline_reward, goal_embedding
 
 if TYPE_CHECKING:
-    from vlmrm_reward.judge import JudgeRewardModel
-    from vlmrm_reward.video import VideoRewardModel
+    from vlmrm_reward.judge import JudgeReward, JudgeRewardModel
+    from vlmrm_reward.video import VideoRewardMode, VideoRewardModel
 
 __all__ = [
     "Frames",
@@ -44,6 +44,16 @@ NOT_COPIED = (
     "object to everything that scores, or load another with load_reward_model"
 )
 T = TypeVar("T")
+# The backend kind a model replicates, and the kinds that embed text (goal and baseline prompts).
+BackendT = TypeVar("BackendT", Backend, VideoBackend, JudgeBackend)
+TextBackendT = TypeVar("TextBackendT", Backend, VideoBackend)
+# What ReplicatedModel._map cuts into micro-batches: frames, or rows of frame indices.
+ItemsT = TypeVar("ItemsT", bound=Frames)
+
+
+def _rows(items: ItemsT, start: int, stop: int) -> ItemsT:
+    """``items[start:stop]``; slicing an array or a tensor gives one of the same type."""
+    return cast(ItemsT, items[start:stop])
 
 
 def resolve_devices(
@@ -119,7 +129,7 @@ def as_frame_batch(frames: Frames) -> Frames:
     return frames
 
 
-class ReplicatedModel:
+class ReplicatedModel(Generic[BackendT]):
     """A backend replicated on devices, with the micro-batching, threads and precision every reward
     kind shares; :class:`RewardModel`, :class:`~vlmrm_reward.VideoRewardModel` and
     :class:`~vlmrm_reward.JudgeRewardModel` add what their reward *is*.
@@ -131,7 +141,7 @@ class ReplicatedModel:
 
     def __init__(
         self,
-        backend: object,
+        backend: BackendT,
         devices: Sequence[torch.device],
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -143,15 +153,16 @@ class ReplicatedModel:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self.devices = list(devices)
-        self.batch_size = batch_size
-        self.precision = precision
-        self.preprocess_config = backend.preprocess_config  # type: ignore[attr-defined]
+        self.devices: list[torch.device] = list(devices)
+        self.batch_size: int = batch_size
+        self.precision: Precision = precision
+        self.preprocess_config: PreprocessConfig = backend.preprocess_config
         if resize_mode is not None:
             self.preprocess_config = dataclasses.replace(self.preprocess_config, resize_mode=resize_mode)
         # Copy before the first move so that no device briefly holds two replicas.
-        copies = [copy.deepcopy(backend).to(device) for device in self.devices[1:]]  # type: ignore[attr-defined]
-        self._replicas = [backend.to(self.devices[0]), *copies]  # type: ignore[attr-defined]
+        copies: list[BackendT] = [copy.deepcopy(backend).to(device) for device in self.devices[1:]]
+        self._replicas: list[BackendT] = [backend.to(self.devices[0])]
+        self._replicas.extend(copies)
         self._workers = [ThreadPoolExecutor(1, f"vlmrm-reward-{d}") for d in self.devices]
         self._closed = False
 
@@ -201,7 +212,7 @@ class ReplicatedModel:
         return preprocess_frames(pixels.to(device, non_blocking=True), self.preprocess_config)
 
     def _map(
-        self, fn: Callable[[int, Frames], torch.Tensor], frames: Frames, empty_shape: tuple[int, ...]
+        self, fn: Callable[[int, ItemsT], torch.Tensor], frames: ItemsT, empty_shape: tuple[int, ...]
     ) -> np.ndarray:
         if self._closed:
             raise RuntimeError(f"this {type(self).__name__} was closed")
@@ -209,7 +220,7 @@ class ReplicatedModel:
             return np.zeros(empty_shape, dtype=np.float32)
         if len(self.devices) == 1:
             outputs = [
-                fn(0, frames[start : start + self.batch_size])
+                fn(0, _rows(frames, start, start + self.batch_size))
                 for start in range(0, len(frames), self.batch_size)
             ]
         else:
@@ -224,21 +235,19 @@ class ReplicatedModel:
                 raise
         return torch.cat([output.cpu() for output in outputs]).numpy()
 
-    def _shards(self, frames: Frames) -> Iterator[tuple[int, Frames]]:
+    def _shards(self, frames: ItemsT) -> Iterator[tuple[int, ItemsT]]:
         """(replica, frames) pairs in input order: micro-batches, each split across devices."""
         n_devices = len(self.devices)
         for start in range(0, len(frames), self.batch_size):
-            batch = frames[start : start + self.batch_size]
+            batch = _rows(frames, start, start + self.batch_size)
             bounds = np.linspace(0, len(batch), n_devices + 1).round().astype(int)
             for replica in range(n_devices):
                 if bounds[replica + 1] > bounds[replica]:
-                    yield replica, batch[bounds[replica] : bounds[replica + 1]]
+                    yield replica, _rows(batch, bounds[replica], bounds[replica + 1])
 
 
-class GoalBaselineMixin:
+class GoalBaselineMixin(ReplicatedModel[TextBackendT]):
     """The goal and baseline embeddings of fixed prompts, and the reward of unit embeddings."""
-
-    devices: list[torch.device]
 
     def _fix_prompts(
         self, target_prompts: Sequence[str], baseline_prompts: Sequence[str], alpha: float
@@ -266,8 +275,8 @@ class GoalBaselineMixin:
     def embed_text(self, prompts: Sequence[str]) -> np.ndarray:
         """Unit-norm text embeddings of P prompts: float32 array of shape (P, D)."""
         prompts = _check_prompts(prompts, "prompts", required=True)
-        with torch.inference_mode(), self._autocast(self.devices[0]):  # type: ignore[attr-defined]
-            embeddings = self._replicas[0].encode_text(prompts).float()  # type: ignore[attr-defined]
+        with torch.inference_mode(), self._autocast(self.devices[0]):
+            embeddings = self._replicas[0].encode_text(prompts).float()
         return _unit(embeddings).cpu().numpy()
 
     def _reward(self, replica: int, embeddings: torch.Tensor) -> torch.Tensor:
@@ -275,7 +284,7 @@ class GoalBaselineMixin:
         return goal_baseline_reward(embeddings, self._goal[replica], self._projection[replica])
 
 
-class RewardModel(GoalBaselineMixin, ReplicatedModel):
+class RewardModel(GoalBaselineMixin[Backend]):
     """A VLM with fixed prompts that maps frames to goal-baseline CLIP rewards.
 
     One replica of the backend lives on each device. Every call is cut into micro-batches of
@@ -323,7 +332,11 @@ class RewardModel(GoalBaselineMixin, ReplicatedModel):
         )
         if compile:
             for replica in self._replicas:
-                replica.encode_images = torch.compile(replica.encode_images, dynamic=True)
+                # Each replica's own encoder becomes a compiled one (an instance attribute; mypy
+                # flags any assignment to a method).
+                replica.encode_images = torch.compile(  # type: ignore[method-assign]
+                    replica.encode_images, dynamic=True
+                )
         self._fix_prompts(target_prompts, baseline_prompts, alpha)
 
     # -- public API -----------------------------------------------------------------------
@@ -405,9 +418,9 @@ def load_reward_model(
     cache_dir: str | None = None,
     compile: bool = False,
     resize_mode: str | None = None,
-    video_mode: str | None = None,
+    video_mode: VideoRewardMode | None = None,
     window_size: int | None = None,
-    judge_reward: str | None = None,
+    judge_reward: JudgeReward | None = None,
     question_template: str | None = None,
 ) -> RewardModel | VideoRewardModel | JudgeRewardModel:
     """Load a VLM and fix its prompts; returns a reward model of the backend's kind.
@@ -435,7 +448,6 @@ def load_reward_model(
     ``ValueError``/``TypeError`` before any weights are loaded, except options of another
     backend kind, which are refused once the backend shows its kind.
     """
-    from vlmrm_reward.backend import JudgeBackend, VideoBackend
     from vlmrm_reward.judge import DEFAULT_QUESTION, JudgeRewardModel, check_judge_options
     from vlmrm_reward.video import DEFAULT_WINDOW_SIZE, VideoRewardModel, check_video_options
 
@@ -475,28 +487,31 @@ def load_reward_model(
             raise ValueError(
                 f"{', '.join(misplaced)} applies to {option_kind} models only; {model!r} is {described} model"
             )
-    common = {"batch_size": batch_size, "precision": precision, "resize_mode": resize_mode}
-    if kind == "video":
+    if isinstance(loaded, VideoBackend):
         return VideoRewardModel(
             loaded,
             resolved,
             target_prompts=target_prompts,
             baseline_prompts=baseline_prompts,
             alpha=alpha,
-            mode=video_mode or "episode",  # type: ignore[arg-type]
+            mode=video_mode or "episode",
             window_size=DEFAULT_WINDOW_SIZE if window_size is None else window_size,
-            **common,
+            batch_size=batch_size,
+            precision=precision,
+            resize_mode=resize_mode,
         )
-    if kind == "judge":
+    if isinstance(loaded, JudgeBackend):
         if baseline_prompts or alpha:
             raise ValueError(f"{model!r} is a yes/no judge: it takes no baseline_prompts or alpha")
         return JudgeRewardModel(
             loaded,
             resolved,
             target_prompts=target_prompts,
-            reward=judge_reward or "probability",  # type: ignore[arg-type]
+            reward=judge_reward or "probability",
             question_template=question_template or DEFAULT_QUESTION,
-            **common,
+            batch_size=batch_size,
+            precision=precision,
+            resize_mode=resize_mode,
         )
     return RewardModel(
         loaded,
@@ -505,5 +520,7 @@ def load_reward_model(
         baseline_prompts=baseline_prompts,
         alpha=alpha,
         compile=compile,
-        **common,
+        batch_size=batch_size,
+        precision=precision,
+        resize_mode=resize_mode,
     )

@@ -18,7 +18,7 @@ import os
 import pickle
 import socket
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import open_clip
@@ -36,7 +36,12 @@ SCHEMA_PREFIXES = ("local-dir:", "hf-hub:")
 class OpenCLIPBackend:
     """An open_clip ``CLIP`` model and its tokenizer, behind the :class:`Backend` interface."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, preprocess_config: PreprocessConfig):
+    def __init__(
+        self,
+        model: open_clip.CLIP | open_clip.CustomTextCLIP,
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        preprocess_config: PreprocessConfig,
+    ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.preprocess_config = preprocess_config

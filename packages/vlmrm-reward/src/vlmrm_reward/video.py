@@ -25,7 +25,6 @@ from vlmrm_reward.model import (
     Frames,
     GoalBaselineMixin,
     Precision,
-    ReplicatedModel,
     _unit,
     as_frame_batch,
 )
@@ -52,7 +51,7 @@ def clip_indices(length: int, frames_per_clip: int, mode: VideoRewardMode, windo
     return np.rint(starts[:, None] + (ends - starts)[:, None] * steps[None, :]).astype(np.int64)
 
 
-class VideoRewardModel(GoalBaselineMixin, ReplicatedModel):
+class VideoRewardModel(GoalBaselineMixin[VideoBackend]):
     """A video-language model with fixed prompts that maps episodes to per-step rewards.
 
     ``score_episodes(episodes)`` is the episode-aware form that ``vlmrm_sb3``'s algorithms call
@@ -138,7 +137,7 @@ class VideoRewardModel(GoalBaselineMixin, ReplicatedModel):
             raise ValueError(
                 f"clips must have shape (N, {self.frames_per_clip}, H, W, 3), got {tuple(clips.shape)}"
             )
-        frames = as_frame_batch(clips.reshape(-1, *clips.shape[2:]))
+        frames = _as_numpy(as_frame_batch(clips.reshape(-1, *clips.shape[2:])))
         rows = np.arange(len(frames)).reshape(len(clips), self.frames_per_clip)
         return self._map(
             lambda replica, shard: self._embed_clips(replica, frames, shard), rows, (0, self.goal.shape[0])

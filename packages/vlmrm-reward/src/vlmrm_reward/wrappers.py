@@ -17,7 +17,7 @@ then arrives in ``info["original_episode"]`` at the end of each episode.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, SupportsFloat
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -67,9 +67,12 @@ class CLIPReward(gym.Wrapper[ObsType, ActType, ObsType, ActType]):
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = self.env.step(action)
-        frame = self.env.render()
+        # render_mode is "rgb_array" (checked in __init__): the frame is one array.
+        frame = cast(np.ndarray, self.env.render())
         info = {**info, "original_reward": reward, "frame": frame}
-        clip_reward = 0.0 if self.defer else float(self.reward_model(frame)[0])
+        clip_reward = 0.0
+        if not self.defer and self.reward_model is not None:  # None only with defer (checked in __init__)
+            clip_reward = float(self.reward_model(frame)[0])
         return observation, clip_reward, terminated, truncated, info
 
 
@@ -98,14 +101,18 @@ class VectorCLIPReward(VectorWrapper):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         self._resetting[:] = False
-        return self.env.reset(seed=seed, options=options)
+        # A list of seeds, one per sub-env, is what Gymnasium's vector envs take; VectorEnv.reset's
+        # annotation says int | None only.
+        return self.env.reset(seed=seed, options=options)  # type: ignore[arg-type]
 
     def step(self, actions):
         observations, rewards, terminations, truncations, infos = self.env.step(actions)
-        frames = np.stack(self.env.render())
+        # render_mode is "rgb_array" (checked in __init__): one array per sub-env.
+        frames = np.stack(cast(tuple[np.ndarray, ...], self.env.render()))
         is_transition = ~self._resetting
         clip_rewards = np.zeros(self.num_envs, dtype=np.float64)
-        if not self.defer and is_transition.any():
+        # reward_model is None only with defer (checked in __init__).
+        if not self.defer and self.reward_model is not None and is_transition.any():
             clip_rewards[is_transition] = self.reward_model(frames[is_transition])
         if self._next_step_autoreset:
             self._resetting = np.logical_or(terminations, truncations)

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import sb3_contrib
@@ -30,6 +30,7 @@ from gymnasium import spaces
 from numpy.typing import ArrayLike
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 
@@ -104,7 +105,14 @@ def _held_frames(episodes: Sequence[tuple[int, _Episode]]) -> list[list[np.ndarr
     return [episode.frames for _, episode in episodes]
 
 
-class EpisodeRewardMixin:
+if TYPE_CHECKING:
+    # What the mixin is mixed into, for mypy: the SB3 attributes and methods it uses and overrides.
+    _Algorithm = OffPolicyAlgorithm
+else:
+    _Algorithm = object
+
+
+class EpisodeRewardMixin(_Algorithm):
     """Turns an SB3 off-policy algorithm into one whose rewards are scored at episode end.
 
     Put it first in the bases: ``class SAC(EpisodeRewardMixin, stable_baselines3.SAC)``. The
@@ -138,17 +146,6 @@ class EpisodeRewardMixin:
     the env's reward, which is 0.0 for an env that defers its CLIP reward.
     """
 
-    # From the SB3 algorithm this is mixed into.
-    replay_buffer: Any
-    replay_buffer_class: type[ReplayBuffer] | None
-    observation_space: Any
-    n_envs: int
-    n_steps: int
-    logger: Any
-    _last_obs: Any
-    _vec_normalize_env: Any
-    _stats_window_size: int
-
     def __init__(
         self,
         *args: Any,
@@ -163,7 +160,9 @@ class EpisodeRewardMixin:
         self.async_reward = async_reward
         self._episodes: list[_Episode] = []
         # Ended episodes handed to the scoring thread, oldest first, with their (rewards, seconds).
-        self._pending_scores: deque[tuple[list[tuple[int, _Episode]], Future]] = deque()
+        self._pending_scores: deque[tuple[list[tuple[int, _Episode]], Future[tuple[np.ndarray, float]]]] = (
+            deque()
+        )
         self._scoring_executor: ThreadPoolExecutor | None = None  # made at the first submission
         self._reward_returns: deque[float] | None = None
         self._original_returns: deque[float] | None = None
@@ -234,7 +233,7 @@ class EpisodeRewardMixin:
                 f"replay_buffer_class={buffer_class.__name__} is not supported (HER included): "
                 "use ReplayBuffer, DictReplayBuffer or a subclass of vlmrm_sb3.LabelledBufferMixin"
             )
-        super()._setup_model()  # type: ignore[misc]
+        super()._setup_model()
 
     def _setup_learn(
         self,
@@ -262,13 +261,11 @@ class EpisodeRewardMixin:
             self._reward_returns = deque(maxlen=self._stats_window_size)
             self._original_returns = deque(maxlen=self._stats_window_size)
         self._reward_seconds, self._reward_frames = 0.0, 0
-        return super()._setup_learn(  # type: ignore[misc]
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
-        )
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     def learn(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            super().learn(*args, **kwargs)  # type: ignore[misc]
+            super().learn(*args, **kwargs)
             self._apply_scores(wait=True)  # so that the buffer and the returns are complete
         finally:
             # No thread outlives learn(). On an error, the call under way ends and the rest are dropped.
@@ -280,7 +277,7 @@ class EpisodeRewardMixin:
 
     def _store_transition(
         self,
-        replay_buffer: LabelledBufferMixin,
+        replay_buffer: ReplayBuffer,
         buffer_action: np.ndarray,
         new_obs: np.ndarray | dict[str, np.ndarray],
         reward: np.ndarray,
@@ -289,14 +286,14 @@ class EpisodeRewardMixin:
     ) -> None:
         self._apply_scores(wait=False)
         frames = _frames_of(infos)
-        add_index = replay_buffer.rows_added
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
+        add_index = _labelled(replay_buffer).rows_added
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
         for episode, frame, info in zip(self._episodes, frames, infos, strict=True):
             episode.frames.append(frame)
             episode.add_indices.append(add_index)
             if "original_reward" in info:
                 episode.original_return = (episode.original_return or 0.0) + float(info["original_reward"])
-        ended = [(env_index, self._episodes[env_index]) for env_index in np.flatnonzero(dones)]
+        ended = [(int(env_index), self._episodes[env_index]) for env_index in np.flatnonzero(dones)]
         if not ended:
             return
         for env_index, _ in ended:
@@ -314,22 +311,24 @@ class EpisodeRewardMixin:
 
     def train(self, gradient_steps: int, *args: Any, **kwargs: Any) -> None:
         self._apply_scores(wait=True)  # the buffer is then as synchronous scoring would have left it
-        if not self.replay_buffer.has_sampleable_row():
+        if not _labelled(self.replay_buffer).has_sampleable_row():
             # Training starts before any episode has ended: score the running episodes up to now.
             self._score(list(enumerate(self._episodes)))
-        super().train(gradient_steps, *args, **kwargs)  # type: ignore[misc]
+        super().train(gradient_steps, *args, **kwargs)
 
     def _score(self, episodes: Sequence[tuple[int, _Episode]], ended: bool = False) -> None:
         """Score the held frames of ``episodes`` (env index, episode) now, on this thread; see :meth:`_write_scores`."""
         frames = _held_frames(episodes)
         if any(frames):
-            self._write_scores(episodes, *self._call_reward_model(frames), ended=ended)
+            rewards, seconds = self._call_reward_model(frames)
+            self._write_scores(episodes, rewards, seconds, ended=ended)
 
     def _apply_scores(self, wait: bool) -> None:
         """Write the scores the scoring thread has finished, in submission order; ``wait``: all of them."""
         while self._pending_scores and (wait or self._pending_scores[0][1].done()):
             episodes, future = self._pending_scores.popleft()
-            self._write_scores(episodes, *future.result(), ended=True)  # result() raises the model's error
+            rewards, seconds = future.result()  # raises the model's error
+            self._write_scores(episodes, rewards, seconds, ended=True)
 
     def _write_scores(
         self, episodes: Sequence[tuple[int, _Episode]], rewards: np.ndarray, seconds: float, ended: bool
@@ -337,7 +336,7 @@ class EpisodeRewardMixin:
         """Write the rewards of the held frames of ``episodes``, drop the frames; ``ended``: log their returns."""
         self._reward_seconds += seconds
         self._reward_frames += len(rewards)
-        self.replay_buffer.write_rewards(
+        _labelled(self.replay_buffer).write_rewards(
             np.array([index for _, episode in episodes for index in episode.add_indices], dtype=np.int64),
             np.array([env_index for env_index, episode in episodes for _ in episode.frames], dtype=np.int64),
             rewards,
@@ -412,13 +411,13 @@ class EpisodeRewardMixin:
         self.logger.record("reward_model/frames", self._reward_frames)
         if self._reward_seconds > 0:
             self.logger.record("reward_model/frames_per_second", self._reward_frames / self._reward_seconds)
-        super().dump_logs()  # type: ignore[misc]
+        super().dump_logs()
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         """Save the replay buffer, first scoring the running episodes so that it is fully labelled."""
         self._apply_scores(wait=True)
         self._score(list(enumerate(self._episodes)))
-        super().save_replay_buffer(path)  # type: ignore[misc]
+        super().save_replay_buffer(path)
 
     def load_replay_buffer(
         self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True
@@ -447,22 +446,28 @@ class EpisodeRewardMixin:
         """SB3's ``load`` (same arguments, plus ``reward_model=...``), after checking that the zip's
         pickled entries name nothing that could run code (:func:`vlmrm_sb3.safe_loading.check_saved_model`)."""
         check_saved_model(path)
-        return super().load(path, *args, **kwargs)  # type: ignore[misc]
+        return super().load(path, *args, **kwargs)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self._apply_scores(wait=True)  # so that the saved episode returns are complete
-        super().save(*args, **kwargs)  # type: ignore[misc]
+        super().save(*args, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
         # The reward model may hold GPUs and weights of gigabytes; held frames belong to the replay
         # buffer; a thread and its futures cannot be pickled (the thread is made again when needed).
         return [
-            *super()._excluded_save_params(),  # type: ignore[misc]
+            *super()._excluded_save_params(),
             "reward_model",
             "_episodes",
             "_pending_scores",
             "_scoring_executor",
         ]
+
+
+def _labelled(replay_buffer: ReplayBuffer | None) -> LabelledBufferMixin:
+    """The algorithm's replay buffer, which ``_setup_model`` made a labelled one."""
+    assert isinstance(replay_buffer, LabelledBufferMixin)
+    return replay_buffer
 
 
 def _frames_of(infos: list[dict[str, Any]]) -> list[np.ndarray]:

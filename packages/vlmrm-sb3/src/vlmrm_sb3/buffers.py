@@ -8,7 +8,7 @@ the same random numbers, and returns the same samples, as SB3's own buffer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
@@ -21,7 +21,14 @@ __all__ = ["LabelledBufferMixin", "LabelledDictReplayBuffer", "LabelledReplayBuf
 _REDRAW_ROUNDS = 32
 
 
-class LabelledBufferMixin:
+if TYPE_CHECKING:
+    # What the mixin is mixed into, for mypy: the buffer attributes and methods it uses and overrides.
+    _Buffer = ReplayBuffer
+else:
+    _Buffer = object
+
+
+class LabelledBufferMixin(_Buffer):
     """Adds a labelled mask to an SB3 replay buffer; put it before the buffer class in the bases.
 
     Attributes:
@@ -36,13 +43,6 @@ class LabelledBufferMixin:
     labelled.
     """
 
-    buffer_size: int
-    n_envs: int
-    pos: int
-    full: bool
-    rewards: np.ndarray
-    optimize_memory_usage: bool
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.labelled = np.ones((self.buffer_size, self.n_envs), dtype=bool)
@@ -52,7 +52,7 @@ class LabelledBufferMixin:
     def add(self, *args: Any, **kwargs: Any) -> None:
         """Add one row of transitions, unlabelled, with NaN rewards until they are written."""
         row = self.pos
-        super().add(*args, **kwargs)  # type: ignore[misc]
+        super().add(*args, **kwargs)
         # The transitions this row held before the wrap are gone, labelled or not.
         self.n_unlabelled += self.n_envs - int(np.count_nonzero(~self.labelled[row]))
         self.labelled[row] = False
@@ -82,7 +82,7 @@ class LabelledBufferMixin:
         return int(np.count_nonzero(live))
 
     def reset(self) -> None:
-        super().reset()  # type: ignore[misc]
+        super().reset()
         self.labelled[:] = True
         self.n_unlabelled = 0
         # Keep add indices growing (so that pending ones from before the reset read as overwritten)
@@ -105,7 +105,7 @@ class LabelledBufferMixin:
         rows = self._draw_rows(batch_size)
         if self.n_unlabelled > 0:
             self._redraw_unlabelled(rows)
-        return self._get_samples(rows, env=env)  # type: ignore[attr-defined]
+        return self._get_samples(rows, env=env)
 
     def _draw_rows(self, n: int) -> np.ndarray:
         # The same calls as ReplayBuffer.sample / BaseBuffer.sample, so that the random stream matches SB3's.

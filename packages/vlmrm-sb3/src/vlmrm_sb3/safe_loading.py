@@ -26,7 +26,7 @@ import pathlib
 import pickle
 import sys
 import zipfile
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import gymnasium as gym
 import numpy as np
@@ -154,7 +154,11 @@ def _resolve(module: str, name: str) -> Any:
     return None
 
 
-def load_pickle(file: str | pathlib.Path | IO[bytes]) -> Any:
+BinaryFile: TypeAlias = IO[bytes] | io.BufferedIOBase
+"""A binary file open for reading: ``typing.IO[bytes]``, or ``io.BufferedIOBase`` as SB3 annotates them."""
+
+
+def load_pickle(file: str | pathlib.Path | BinaryFile) -> Any:
     """Unpickle ``file`` (a path or a binary file) with :class:`RestrictedUnpickler`."""
     if isinstance(file, (str, pathlib.Path)):
         with open(file, "rb") as stream:
@@ -201,7 +205,7 @@ def check_saved_model(path: str | pathlib.Path | io.BufferedIOBase) -> None:
                 raise UnsafePickleError(f"{key}: {error}") from None
 
 
-def _model_data(file: pathlib.Path | IO[bytes]) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _model_data(file: pathlib.Path | BinaryFile) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The zip's ``data`` (JSON) and its ``*.pth`` tensor files."""
     try:
         with zipfile.ZipFile(file) as archive:

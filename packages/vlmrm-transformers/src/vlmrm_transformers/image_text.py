@@ -20,10 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from vlmrm_reward import PreprocessConfig
+
+from vlmrm_transformers.loading import rgb_values
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["ImageTextBackend", "NaFlexBackend"]
 
@@ -43,13 +48,14 @@ class ImageTextBackend:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: PreTrainedModel,
         tokenizer: Any,
         preprocess_config: PreprocessConfig,
         *,
         pad_to_max_length: bool,
     ) -> None:
-        self.model = model.eval().requires_grad_(False)
+        # Any: get_image_features and get_text_features are each model class's own (CLIPModel, ...).
+        self.model: Any = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.preprocess_config = preprocess_config
         self.pad_to_max_length = pad_to_max_length
@@ -73,7 +79,7 @@ class NaFlexBackend(ImageTextBackend):
     """SigLIP 2 NaFlex: the preprocessed square frame is cut into its grid of patches."""
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer: Any, preprocess_config: PreprocessConfig, patch_size: int
+        self, model: PreTrainedModel, tokenizer: Any, preprocess_config: PreprocessConfig, patch_size: int
     ):
         super().__init__(model, tokenizer, preprocess_config, pad_to_max_length=True)
         self.patch_size = patch_size
@@ -105,8 +111,8 @@ def naflex_preprocess_config(image_processor: Any) -> tuple[PreprocessConfig, in
     )
     config = PreprocessConfig(
         size=(side, side),
-        mean=tuple(float(value) for value in image_processor.image_mean),
-        std=tuple(float(value) for value in image_processor.image_std),
+        mean=rgb_values(image_processor.image_mean),
+        std=rgb_values(image_processor.image_std),
         interpolation=interpolation,
         resize_mode="squash",
     )

@@ -12,11 +12,14 @@ spellings the tokenizer knows ("yes", "Yes", " yes", ...).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from vlmrm_reward import PreprocessConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["ANSWER_INSTRUCTION", "VLMJudgeBackend"]
 
@@ -38,7 +41,7 @@ def _token_ids(tokenizer: Any, answer: str) -> list[int]:
 class VLMJudgeBackend:
     """A transformers image-text-to-text model as a ``vlmrm_reward.JudgeBackend``."""
 
-    def __init__(self, model: torch.nn.Module, processor: Any, preprocess_config: PreprocessConfig) -> None:
+    def __init__(self, model: PreTrainedModel, processor: Any, preprocess_config: PreprocessConfig) -> None:
         self.model = model.eval().requires_grad_(False)
         self.processor = processor
         self.preprocess_config = preprocess_config

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,12 @@ def _size(value: Any) -> dict[str, int]:
     return {key: int(item) for key, item in dict(value).items() if item is not None}
 
 
+def rgb_values(values: Iterable[float]) -> tuple[float, float, float]:
+    """An image processor's per-channel mean or std, (red, green, blue), as floats."""
+    red, green, blue = (float(value) for value in values)
+    return red, green, blue
+
+
 def preprocess_config_of(image_processor: Any) -> PreprocessConfig:
     """The :class:`~vlmrm_reward.PreprocessConfig` that reproduces ``image_processor`` on the device.
 
@@ -109,8 +116,8 @@ def preprocess_config_of(image_processor: Any) -> PreprocessConfig:
     interpolation = _INTERPOLATIONS.get(int(getattr(resample, "value", resample) or 3), "bicubic")
     return PreprocessConfig(
         size=shape,
-        mean=tuple(float(value) for value in image_processor.image_mean),
-        std=tuple(float(value) for value in image_processor.image_std),
+        mean=rgb_values(image_processor.image_mean),
+        std=rgb_values(image_processor.image_std),
         interpolation=interpolation,
         resize_mode=mode,
     )

@@ -20,6 +20,7 @@ from transformers import (
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
     Siglip2Config,
     Siglip2ImageProcessor,
@@ -75,7 +76,7 @@ def _tower(**extra: object) -> dict[str, object]:
     }
 
 
-def _save(model: torch.nn.Module, folder: Path, seed: int) -> str:
+def _save(model: PreTrainedModel, folder: Path, seed: int) -> str:
     model.save_pretrained(folder)
     return f"hf:{folder}"
 
@@ -167,7 +168,6 @@ def make_tiny_xclip(folder: str | Path, *, frames_per_clip: int = 4, seed: int =
         ),
         projection_dim=16,
         prompt_layers=1,
-        prompt_attention_heads=2,
         prompt_num_attention_heads=2,
     )
     VideoMAEImageProcessor(
@@ -187,6 +187,7 @@ def make_tiny_llava(folder: str | Path, *, seed: int = 0) -> str:
     folder = Path(folder)
     tokenizer = _tokenizer(folder)
     image_token = tokenizer.convert_tokens_to_ids("<image>")
+    assert isinstance(image_token, int)  # one token in, one id out
     config = LlavaConfig(
         vision_config={
             "model_type": "clip_vision_model",

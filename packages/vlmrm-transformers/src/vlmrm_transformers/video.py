@@ -10,10 +10,13 @@ same goal-baseline reward as frames are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from vlmrm_reward import PreprocessConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 from vlmrm_transformers.image_text import pooled, tokenize
 
@@ -26,11 +29,13 @@ class VideoTextBackend:
 
     pad_to_max_length = False
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, preprocess_config: PreprocessConfig) -> None:
-        self.model = model.eval().requires_grad_(False)
+    def __init__(self, model: PreTrainedModel, tokenizer: Any, preprocess_config: PreprocessConfig) -> None:
+        # Any: get_video_features and get_text_features are each model class's own (XCLIPModel, ...).
+        self.model: Any = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.preprocess_config = preprocess_config
-        self.frames_per_clip = int(model.config.vision_config.num_frames)
+        vision_config: Any = model.config.vision_config  # XCLIPVisionConfig, ...
+        self.frames_per_clip = int(vision_config.num_frames)
 
     @property
     def device(self) -> torch.device:
