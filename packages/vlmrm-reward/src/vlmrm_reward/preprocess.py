@@ -96,22 +96,39 @@ def _keep_what_the_crop_keeps(
     return images[..., top : top + rows, left : left + columns], (new_height, new_width)
 
 
+def _resize(images: torch.Tensor, shape: tuple[int, int], interpolation: str) -> torch.Tensor:
+    """Antialiased resize of uint8 (N, 3, H, W) images to ``shape``, as PIL does it: one axis at a
+    time (width first), each pass rounded and clipped to whole 8-bit levels. A single 2-D pass in
+    floating point overshoots at sharp edges (up to 9 grey levels from PIL's bicubic on rendered
+    frames); this stays within one level.
+
+    On the CPU, torch's uint8 kernel does exactly this, about 5x faster than converting the frame to
+    float first; elsewhere the two passes run in float32.
+    """
+    if images.device.type == "cpu":
+        return F.interpolate(images, size=shape, mode=interpolation, antialias=True, align_corners=False)
+    resized = images.float()
+    for step in ((resized.shape[-2], shape[1]), shape):
+        if step != tuple(resized.shape[-2:]):
+            resized = F.interpolate(resized, size=step, mode=interpolation, antialias=True, align_corners=False)
+            resized = resized.round_().clamp_(0.0, 255.0)
+    return resized
+
+
 def preprocess_frames(frames: torch.Tensor, config: PreprocessConfig) -> torch.Tensor:
     """uint8 RGB frames (N, H, W, 3) on any device -> normalised float32 (N, 3, h, w) there.
 
-    Intermediate values are rounded to whole 8-bit levels after resizing, as PIL does, so the
-    result matches the model's own PIL-based transform to within one grey level.
+    Resized as the model's own PIL-based transform resizes (see :func:`_resize`): the result
+    matches it to within one grey level.
     """
-    images = frames.permute(0, 3, 1, 2).float()
+    images = frames.permute(0, 3, 1, 2)  # a channels-last view, which torch's uint8 kernel wants
     height, width = images.shape[-2:]
     new_shape = _resized_shape(height, width, config)
     if config.resize_mode == "shortest":
         images, new_shape = _keep_what_the_crop_keeps(images, new_shape, config.size)
     if new_shape != (height, width):
-        images = F.interpolate(
-            images, size=new_shape, mode=config.interpolation, antialias=True, align_corners=False
-        )
-        images = images.round_().clamp_(0.0, 255.0)
+        images = _resize(images, new_shape, config.interpolation)
+    images = images.float()
     if images.shape[-2:] != config.size:
         images = _center_crop_or_pad(images, config.size, float(config.fill_color))
     mean = torch.tensor(config.mean, device=images.device).view(1, 3, 1, 1) * 255.0
