@@ -110,7 +110,9 @@ def _resize(images: torch.Tensor, shape: tuple[int, int], interpolation: str) ->
     resized = images.float()
     for step in ((resized.shape[-2], shape[1]), shape):
         if step != tuple(resized.shape[-2:]):
-            resized = F.interpolate(resized, size=step, mode=interpolation, antialias=True, align_corners=False)
+            resized = F.interpolate(
+                resized, size=step, mode=interpolation, antialias=True, align_corners=False
+            )
             resized = resized.round_().clamp_(0.0, 255.0)
     return resized
 
