@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from vlmrm_cli.algorithms import ALGORITHM_INFO, introspect
 from vlmrm_cli.config import ALGORITHM_ARGUMENTS, ALGORITHMS
 
@@ -40,6 +41,19 @@ def _heavy_modules_after(*args: str) -> tuple[str, list[str]]:
 def test_config_show_imports_no_heavy_module(name):
     shown, imported = _heavy_modules_after("config", "show", str(CONFIGS / name))
     assert "algorithm:" in shown and "learning_starts:" in shown  # resolved: the algorithm's defaults
+    assert imported == "[]"
+
+
+@pytest.mark.parametrize("research_name", [False, True])
+def test_config_show_of_a_mujoco_env_imports_no_heavy_module(tmp_path, research_name):
+    # The vlmrm MuJoCo envs' spaces come from vlmrm_envs.known_spaces: no env is made.
+    args = ["config", "show", str(CONFIGS / "humanoid_kneeling.yaml")]
+    if research_name:  # the research code's name for the same env
+        args += ["--set", "env_name=Humanoid-v4"]
+    shown, imported = _heavy_modules_after(*args)
+    resolved = yaml.safe_load(shown)
+    assert resolved["env_name"] == "vlmrm/Humanoid-v0"
+    assert resolved["rl"]["algorithm"] == "sac" and resolved["rl"]["buffer_size"] == 1_000_000
     assert imported == "[]"
 
 

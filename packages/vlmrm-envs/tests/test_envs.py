@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import vlmrm_envs
 from conftest import BASE_IDS, CLIP_IDS, PROMPTS, SIZE, make_kwargs
+from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -327,3 +328,49 @@ def test_texture_dir_refuses_what_it_cannot_use(tmp_path, setup, match):
     setup(folder)
     with pytest.raises(ValueError, match=match):
         gym.make("vlmrm/Humanoid-v0", texture_dir=str(folder))
+
+
+def _time_limit(env: gym.Env) -> int | None:
+    while not isinstance(env, gym.wrappers.TimeLimit):
+        if not isinstance(env, gym.Wrapper):
+            return None
+        env = env.env
+    return env._max_episode_steps
+
+
+@pytest.mark.parametrize("env_id", BASE_IDS + CLIP_IDS)
+def test_known_spaces_are_the_made_envs_and_cover_every_mujoco_id(env_id):
+    # The table can never drift from the envs: every MuJoCo id has an entry, equal to the made env.
+    env = vlmrm_envs.make_clip_env(env_id, defer_reward=True, **SIZE)
+    known = vlmrm_envs.known_spaces(env_id, defer_reward=True, **SIZE)
+    if isinstance(env.unwrapped, MujocoEnv):
+        assert known == (env.observation_space, env.action_space, _time_limit(env))
+    else:
+        assert known is None  # cheap to make: no table
+    env.close()
+
+
+def test_known_spaces_follow_the_arguments_that_keep_them_and_give_up_on_the_others():
+    neutral = {"textured": False, "frame_skip": 3, "camera": {"distance": 4.0}, "episode_length": 7}
+    env = vlmrm_envs.make_clip_env("vlmrm/Humanoid-v0", defer_reward=True, **SIZE, **neutral)
+    known = vlmrm_envs.known_spaces("vlmrm/Humanoid-v0", **SIZE, **neutral)
+    assert known == (env.observation_space, env.action_space, 7) and _time_limit(env) == 7
+    env.close()
+    # An observation switch changes the space (x and y come back): the table does not guess.
+    switch = {"exclude_current_positions_from_observation": False}
+    env = gym.make("vlmrm/Humanoid-v0", **SIZE, **switch)
+    assert env.observation_space != vlmrm_envs.known_spaces("vlmrm/Humanoid-v0").observation_space
+    assert vlmrm_envs.known_spaces("vlmrm/Humanoid-v0", **switch) is None
+    env.close()
+
+
+def test_known_spaces_import_no_mujoco():
+    code = (
+        "import sys, vlmrm_envs\n"
+        "known = vlmrm_envs.known_spaces('vlmrm/Humanoid-CLIP-v0', prompts=['a humanoid robot kneeling'])\n"
+        "assert known.action_space.shape == (17,) and known.max_episode_steps == 100, known\n"
+        "print(sorted({'torch', 'mujoco', 'open_clip', 'stable_baselines3'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
@@ -63,7 +63,12 @@ def make_env(config: Config, *, in_worker: bool = False, render_device: int | No
             signal.signal(signum, signal.SIG_IGN)
     import vlmrm_envs  # sets MUJOCO_GL before MuJoCo is imported, and registers the vlmrm ids
 
-    kwargs = {
+    return vlmrm_envs.make_clip_env(config.env_name, **_env_arguments(config, render_device))
+
+
+def _env_arguments(config: Config, render_device: int | None) -> dict[str, Any]:
+    """``make_clip_env``'s arguments for one env of the run."""
+    return {
         "defer_reward": True,
         "width": config.render.width,
         "height": config.render.height,
@@ -71,7 +76,6 @@ def make_env(config: Config, *, in_worker: bool = False, render_device: int | No
         "render_device": render_device,
         **config.env_kwargs,
     }
-    return vlmrm_envs.make_clip_env(config.env_name, **kwargs)
 
 
 def episode_length_of(env: gym.Env) -> int | None:
@@ -90,7 +94,17 @@ def probe_env(config: Config) -> tuple[gym.Space, gym.Space, int | None]:
     It also draws one frame, so that a missing render dependency (pygame for Gymnasium's
     classic-control envs) is reported here, in one line, and not by every env worker. MuJoCo envs
     draw none: their render needs come with vlmrm-envs and are checked when they are made.
+
+    A vlmrm MuJoCo env with no ``env_kwargs`` is not made: its spaces come from
+    ``vlmrm_envs.known_spaces``, so that checking its config imports no MuJoCo. With
+    ``env_kwargs`` it is made, which also checks their values.
     """
+    import vlmrm_envs  # registers the vlmrm ids; imports neither torch nor MuJoCo
+
+    if not config.env_kwargs:
+        known = vlmrm_envs.known_spaces(config.env_name, **_env_arguments(config, None))
+        if known is not None:
+            return known.observation_space, known.action_space, known.max_episode_steps
     env = make_env(config)
     try:
         # An env made without importing Gymnasium's MuJoCo module is no MuJoCo env.

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 
+from vlmrm_envs.spaces import EnvSpaces, known_spaces  # noqa: E402  (no MuJoCo: a table)
+
 if TYPE_CHECKING:
     from vlmrm_envs.clip_env import DEFAULT_MODEL, env_spec, make_clip_env, make_clip_vector_env
 
@@ -45,7 +47,15 @@ def __dir__() -> list[str]:
 # The version lives in pyproject.toml only; installed metadata carries it here.
 __version__ = importlib.metadata.version("vlmrm-envs")
 
-__all__ = ["DEFAULT_MODEL", "env_spec", "list_envs", "make_clip_env", "make_clip_vector_env"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "EnvSpaces",
+    "env_spec",
+    "known_spaces",
+    "list_envs",
+    "make_clip_env",
+    "make_clip_vector_env",
+]
 
 NAMESPACE = "vlmrm"
 
