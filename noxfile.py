@@ -43,7 +43,7 @@ TEST_ONLY_DEPS: dict[str, tuple[str, ...]] = {"sb3": ("reward",), "cli": ("trans
 
 def _site_packages(session: nox.Session, python: str) -> str:
     command = "import sysconfig; print(sysconfig.get_path('purelib'))"
-    return session.run(python, "-c", command, external=True, silent=True).strip()
+    return session.run_install(python, "-c", command, external=True, silent=True).strip()
 
 
 def use_shared_torch(session: nox.Session, python: str | None = None) -> None:
@@ -59,8 +59,8 @@ def use_shared_torch(session: nox.Session, python: str | None = None) -> None:
     done = os.path.join(shared, "installed.txt")
     wanted = "\n".join(TORCH) + "\n"
     if not (os.path.exists(done) and open(done).read() == wanted):
-        session.run("python", "-m", "venv", "--clear", shared)
-        session.run(python_in_shared, "-m", "pip", "install", "--quiet", *TORCH, external=True)
+        session.run_install("python", "-m", "venv", "--clear", shared)
+        session.run_install(python_in_shared, "-m", "pip", "install", "--quiet", *TORCH, external=True)
         with open(done, "w") as file:
             file.write(wanted)
     python = python or os.path.join(session.virtualenv.location, "bin", "python")
@@ -110,7 +110,7 @@ def tests_lowest(session: nox.Session) -> None:
     fails (a camera distance changes no pixel), and the floor responsible is not yet found.
     """
     session.install("packaging")
-    constraints = session.run(
+    constraints = session.run_install(
         "python", ".ci/lowest_constraints.py", "--except", "torch", *PYPROJECTS, silent=True
     )
     path = os.path.join(session.create_tmp(), "lowest-constraints.txt")
