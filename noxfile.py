@@ -133,7 +133,8 @@ def tests_python(session: nox.Session) -> None:
     """The oldest and newest supported Pythons besides 3.11, on a representative subset: vlmrm-reward's
     and vlmrm-sb3's tests (the pure-Python logic most likely to meet version differences).
 
-    Not run by default: torch for these Pythons is a 555 MB download per Python on the CI machine.
+    Not run by default: each venv holds its own torch with its CUDA libraries (5.5 GB; the shared torch
+    install serves Python 3.11 only), and each session takes about 6 minutes on a busy 2-core machine.
     """
     session.install(*TORCH)
     tested = ("reward", "sb3")
