@@ -132,6 +132,9 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
         self.textures = scene_textures(texture_dir) if textured else {}
         self.render_device = assign_render_device(render_device)
         self.render_info: dict[str, Any] | None = None
+        # Render from the free camera that camera_config sets up. Without a camera_id, Gymnasium
+        # before 1.4 renders from the XML's fixed "track" camera and ignores camera_config entirely.
+        camera_choice = {} if {"camera_id", "camera_name"} & set(kwargs) else {"camera_id": -1}
         super().__init__(
             frame_skip=frame_skip,
             default_camera_config=camera_config,
@@ -139,6 +142,7 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
             render_mode=render_mode,
             width=width,
             height=height,
+            **camera_choice,
             **kwargs,
         )
         EzPickle.__init__(
