@@ -134,7 +134,8 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
         self.render_info: dict[str, Any] | None = None
         # Render from the free camera that camera_config sets up. Without a camera_id, Gymnasium
         # before 1.4 renders from the XML's fixed "track" camera and ignores camera_config entirely.
-        camera_choice = {} if {"camera_id", "camera_name"} & set(kwargs) else {"camera_id": -1}
+        if not {"camera_id", "camera_name"} & set(kwargs):
+            kwargs["camera_id"] = -1
         super().__init__(
             frame_skip=frame_skip,
             default_camera_config=camera_config,
@@ -142,7 +143,6 @@ class HumanoidEnv(GymnasiumHumanoidEnv):
             render_mode=render_mode,
             width=width,
             height=height,
-            **camera_choice,
             **kwargs,
         )
         EzPickle.__init__(
