@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -98,34 +99,38 @@ def test_async_training_matches_synchronous(algorithm, box_actions):
 
 
 class FailingReward:
-    """Scores its first `good_calls` calls, then raises (and sets `failed` just before)."""
+    """Scores its first `good_calls` calls, then raises (and sets `failed` just before).
+
+    `failed_at` is the step count (`step_count()`) when it failed."""
 
     def __init__(self, good_calls: int) -> None:
         self.good_calls = good_calls
         self.failed = threading.Event()
         self.error = RuntimeError("reward model broke")
+        self.step_count: Callable[[], int] = lambda: -1
+        self.failed_at: int | None = None
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         if self.good_calls == 0:
+            self.failed_at = self.step_count()
             self.failed.set()
             raise self.error
         self.good_calls -= 1
         return counting_reward(frames)
 
 
-class NoteFailure(BaseCallback):
-    """Records the step at which it first sees the reward model's failure, then waits for the
-    scoring thread to finish the failed call, so that the next poll must find it."""
+class WaitOnFailure(BaseCallback):
+    """Once it sees the reward model's failure, waits for the scoring thread to finish the failed
+    call, so that this step's poll must find it."""
 
     def __init__(self, reward_model: FailingReward) -> None:
         super().__init__()
         self.reward_model = reward_model
-        self.seen_at: int | None = None
+        self.waited = False
 
     def _on_step(self) -> bool:
-        if self.seen_at is None and self.reward_model.failed.is_set():
-            self.seen_at = self.num_timesteps
-            # Let the failed call finish: this step's transition is stored next, and its poll must find it.
+        if not self.waited and self.reward_model.failed.is_set():
+            self.waited = True
             assert self.model.wait_for_scoring(timeout=60)
         return True
 
@@ -140,11 +145,14 @@ def test_reward_model_error_is_raised_by_learn_at_the_next_step():
         learning_starts=10**6,  # no gradient phase: only the per-step poll can find the error
         **small(),
     )
-    callback = NoteFailure(reward_model)
+    reward_model.step_count = lambda: model.num_timesteps
     with pytest.raises(RuntimeError, match="reward model broke") as raised:
-        model.learn(10**5, callback=callback)
+        model.learn(10**5, callback=WaitOnFailure(reward_model))
     assert raised.value is reward_model.error
-    assert callback.seen_at is not None and model.num_timesteps == callback.seen_at
+    # Raised by the poll of the vector step during which the scoring thread failed, or by the next
+    # one's (a failure after this step's poll); never later.
+    assert reward_model.failed_at is not None
+    assert model.num_timesteps - reward_model.failed_at in (0, model.n_envs)
     assert not scoring_threads() and model.pending_scores == 0 and not model.has_scoring_thread
 
 
