@@ -12,7 +12,8 @@ MountainCarContinuous values):
 - random: uniform random actions.
 
 Every ``--eval-every`` steps the deterministic policy plays ``--eval-episodes`` episodes, scored by
-the ground truth. Prints the final ground-truth return and success rate (mean and spread over
+the ground truth as ``vlmrm eval`` scores it (``vlmrm_cli.evaluation.run_episodes``; success:
+``vlmrm_envs.success``, CartPole balanced throughout, MountainCar reached the flag). Prints the final ground-truth return and success rate (mean and spread over
 seeds), the ratio of the CLIP agent's return to the ground-truth agent's (target: >= 0.8 on
 CartPole), and writes ``learning_<task>.png`` and ``learning_<task>.csv`` into ``--out``.
 
