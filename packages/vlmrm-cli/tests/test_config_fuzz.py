@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -92,3 +93,13 @@ def test_cli_exits_0_or_2_with_one_line_and_no_traceback(data: dict[str, Any]) -
     if result.exit_code == 2:
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("Error: ")
+
+
+def test_a_key_holding_a_line_break_is_still_one_line() -> None:
+    """Found by the fuzz test above: a policy_kwargs key "\\r" split the error over two lines."""
+    data = cartpole_config(Path("runs"), "local-dir:/nowhere")
+    data["rl"]["policy_kwargs"] = {"net_arch": [16, 16], "\r": None}
+    result = CliRunner().invoke(main, ["config", "show", yaml.safe_dump(data)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: rl.policy_kwargs.") and "takes no such argument" in line

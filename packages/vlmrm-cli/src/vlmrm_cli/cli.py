@@ -30,11 +30,13 @@ class BadConfig(click.ClickException):
 def _one_line_errors(
     errors: type[Exception] | tuple[type[Exception], ...], as_error: type[click.ClickException]
 ) -> Iterator[None]:
-    """Turn ``errors`` into click's one-line ``Error: ...`` (no traceback), with ``as_error``'s exit code."""
+    """Turn ``errors`` into click's one-line ``Error: ...`` (no traceback), with ``as_error``'s exit code.
+
+    Whitespace runs become one space: a config key may hold a line break (``"\\r"``)."""
     try:
         yield
     except errors as error:
-        raise as_error(str(error)) from None
+        raise as_error(" ".join(str(error).split()) or type(error).__name__) from None
 
 
 def _notify(line: str) -> None:
