@@ -40,32 +40,69 @@ from vlmrm_reward import load_reward_model
 
 
 def _plot(path: Path, task_name: str, curves: list[Curve], steps: int) -> None:
+    """Two panels against env steps: ground-truth return and success rate (mean, min-max band)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    figure, (returns_axes, success_axes) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
     colors = {"clip": "tab:blue", "ground_truth": "tab:green", "random": "tab:grey"}
     for method in METHODS:
         runs = [curve for curve in curves if curve.method == method]
         if not runs:
             continue
         x = np.array(runs[0].steps)
-        y = np.array([curve.returns for curve in runs])
         label = {"clip": "CLIP reward (in-domain CLIP)", "ground_truth": "ground-truth reward"}.get(
             method, method
         )
-        axes.plot(x, y.mean(axis=0), color=colors[method], label=f"{label} ({len(runs)} seeds)")
-        axes.fill_between(x, y.min(axis=0), y.max(axis=0), color=colors[method], alpha=0.15, lw=0)
-    axes.set_xlabel("env steps")
-    axes.set_ylabel("ground-truth return (deterministic policy)")
-    axes.set_title(f"{TASKS[task_name].env_id}: learning from a sentence ({steps} steps)", fontsize=10)
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
+        for axes, values in ((returns_axes, "returns"), (success_axes, "success")):
+            y = np.array([getattr(curve, values) for curve in runs])
+            axes.plot(x, y.mean(axis=0), color=colors[method], label=f"{label} ({len(runs)} seeds)")
+            axes.fill_between(x, y.min(axis=0), y.max(axis=0), color=colors[method], alpha=0.15, lw=0)
+    returns_axes.set_ylabel("ground-truth return (deterministic policy)")
+    success_axes.set_ylabel("success rate (deterministic policy)")
+    success_axes.set_ylim(-0.05, 1.05)
+    for axes in (returns_axes, success_axes):
+        axes.set_xlabel("env steps")
+        axes.grid(alpha=0.3)
+    returns_axes.legend(fontsize=8)
+    figure.suptitle(f"{TASKS[task_name].env_id}: learning from a sentence ({steps} steps)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def _read_curves(path: Path) -> tuple[str, list[Curve]]:
+    """The task and curves of a CSV this script wrote."""
+    curves: dict[tuple[str, int], Curve] = {}
+    task_name = ""
+    with open(path, newline="") as stream:
+        for row in csv.DictReader(stream):
+            task_name = row["task"]
+            curve = curves.setdefault(
+                (row["method"], int(row["seed"])), Curve(row["method"], int(row["seed"]))
+            )
+            curve.steps.append(int(row["step"]))
+            curve.returns.append(float(row["ground_truth_return"]))
+            curve.success.append(float(row["success_rate"]))
+    if task_name not in TASKS:
+        raise SystemExit(f"{path}: not a CSV written by bench/learning.py")
+    return task_name, list(curves.values())
+
+
+def _print_summary(task_name: str, curves: list[Curve]) -> None:
+    summary = summarise(curves)
+    print(f"{'method':<14} {'GT return':>18} {'success rate':>16}")
+    for method, (mean, std, success, success_std) in summary.items():
+        print(f"{method:<14} {mean:>9.1f} +- {std:<6.1f} {success:>8.2f} +- {success_std:<5.2f}")
+    if {"clip", "ground_truth"} <= summary.keys():
+        ground_truth = summary["ground_truth"][0]
+        # A ratio of returns means something only against a positive ground-truth return
+        # (MountainCar's is negative until the car reaches the flag).
+        ratio = f"{summary['clip'][0] / ground_truth:.2f}" if ground_truth > 0 else "n/a"
+        target = " (target >= 0.80)" if task_name == "cartpole" else ""
+        print(f"CLIP / ground-truth return: {ratio}{target}")
 
 
 def main() -> None:
@@ -84,7 +121,16 @@ def main() -> None:
     parser.add_argument("--clip-frames", type=int, default=4000, help="frames to train an in-domain CLIP on")
     parser.add_argument("--clip-steps", type=int, default=150, help="steps to train an in-domain CLIP")
     parser.add_argument("--out", type=Path, default=Path("bench/learning_out"))
+    parser.add_argument(
+        "--replot", type=Path, metavar="CSV", help="redraw the plot and summary of a CSV this script wrote"
+    )
     args = parser.parse_args()
+    if args.replot:
+        task_name, curves = _read_curves(args.replot)
+        steps = max(max(curve.steps) for curve in curves)
+        _plot(args.replot.with_suffix(".png"), task_name, curves, steps)
+        _print_summary(task_name, curves)
+        return
     tasks = args.task or ["cartpole"]
     models = dict(item.split("=", 1) for item in args.model)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -131,13 +177,8 @@ def main() -> None:
                         [task_name, curve.method, curve.seed, step, f"{value:.4f}", f"{success:.4f}"]
                     )
         _plot(args.out / f"learning_{task_name}.png", task_name, curves, args.steps)
-        summary = summarise(curves)
         print(f"\n{task.env_id}, {args.steps} steps, {args.seeds} seeds, alpha {args.alpha}, model {spec}")
-        print(f"{'method':<14} {'GT return':>18} {'success rate':>16}")
-        for method, (mean, std, success, success_std) in summary.items():
-            print(f"{method:<14} {mean:>9.1f} +- {std:<6.1f} {success:>8.2f} +- {success_std:<5.2f}")
-        ratio = summary["clip"][0] / max(summary["ground_truth"][0], 1e-9)
-        print(f"CLIP / ground-truth return: {ratio:.2f} (target >= 0.80 on CartPole)")
+        _print_summary(task_name, curves)
         print(f"wall time {time.perf_counter() - began:.0f} s; curves in {args.out}/learning_{task_name}.png")
 
 
