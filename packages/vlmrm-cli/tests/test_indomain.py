@@ -70,8 +70,9 @@ def test_success_of_hand_set_states_follows_the_env() -> None:
     success = [ok for _, ok in render_states(scene, states)]
     assert success == [abs(value) <= 12 for value in values]
     car = get_scene("vlmrm/MountainCarContinuous-v0")
-    values, states = car.sweep_states(car.get_sweep("car_position"), 19)
+    values, states = car.sweep_states(car.get_sweep("car_position"), 37)  # steps of 0.05
     assert [ok for _, ok in render_states(car, states)] == [value >= 0.45 for value in values]
+    assert 0.45 in values  # the flag itself is a grid point, and a success
     humanoid = get_scene("vlmrm/Humanoid-v0")
     _, states = humanoid.sweep_states(humanoid.get_sweep("kneel"), 3)
     rendered = list(render_states(humanoid, states))

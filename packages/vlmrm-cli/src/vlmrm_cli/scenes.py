@@ -42,6 +42,13 @@ class Sweep:
     unit: str
     to_display: float = 1.0
 
+    def values(self, count: int) -> np.ndarray:
+        """``count`` evenly spaced values from ``low`` to ``high``, in display units.
+
+        Rounded to 9 decimals, so that a grid point meant to land on a threshold (MountainCar's
+        flag at 0.45) is not a rounding error below it."""
+        return np.linspace(self.low, self.high, count).round(9)
+
 
 class Scene:
     """One env's hand-set states; subclasses fill in the variables."""
@@ -127,7 +134,7 @@ class CartPoleScene(Scene):
         return np.stack([x, np.zeros(count), theta, np.zeros(count)], axis=1)
 
     def sweep_states(self, sweep: Sweep, count: int) -> tuple[np.ndarray, np.ndarray]:
-        values = np.linspace(sweep.low, sweep.high, count)
+        values = sweep.values(count)
         states = np.zeros((count, 4))
         states[:, 2 if sweep.name == "pole_angle" else 0] = values / sweep.to_display
         return values, states
@@ -176,7 +183,7 @@ class MountainCarScene(Scene):
         return np.stack([position, np.zeros(count)], axis=1)
 
     def sweep_states(self, sweep: Sweep, count: int) -> tuple[np.ndarray, np.ndarray]:
-        values = np.linspace(sweep.low, sweep.high, count)
+        values = sweep.values(count)
         return values, np.stack([values, np.zeros(count)], axis=1)
 
     def caption(self, state: np.ndarray, rng: np.random.Generator) -> str:
@@ -212,7 +219,7 @@ class HumanoidScene(Scene):
     sweeps = (Sweep("kneel", 0.0, 1.0, "fraction of the way from standing to kneeling"),)
 
     def sweep_states(self, sweep: Sweep, count: int) -> tuple[np.ndarray, np.ndarray]:
-        values = np.linspace(sweep.low, sweep.high, count)
+        values = sweep.values(count)
         return values, values[:, None]
 
     def set_state(self, env: gym.Env, state: np.ndarray) -> None:
