@@ -75,20 +75,29 @@ def _plot(path: Path, task_name: str, curves: list[Curve], steps: int) -> None:
 
 def _read_curves(path: Path) -> tuple[str, list[Curve]]:
     """The task and curves of a CSV this script wrote."""
+    refusal = f"{path}: not a CSV written by bench/learning.py"
     curves: dict[tuple[str, int], Curve] = {}
-    task_name = ""
-    with open(path, newline="") as stream:
-        for row in csv.DictReader(stream):
-            task_name = row["task"]
-            curve = curves.setdefault(
-                (row["method"], int(row["seed"])), Curve(row["method"], int(row["seed"]))
-            )
-            curve.steps.append(int(row["step"]))
-            curve.returns.append(float(row["ground_truth_return"]))
-            curve.success.append(float(row["success_rate"]))
-    if task_name not in TASKS:
-        raise SystemExit(f"{path}: not a CSV written by bench/learning.py")
-    return task_name, list(curves.values())
+    tasks = set()
+    try:
+        with open(path, newline="") as stream:
+            for row in csv.DictReader(stream):
+                tasks.add(row["task"])
+                method, seed = row["method"], int(row["seed"])
+                curve = curves.setdefault((method, seed), Curve(method, seed))
+                curve.steps.append(int(row["step"]))
+                curve.returns.append(float(row["ground_truth_return"]))
+                curve.success.append(float(row["success_rate"]))
+    except (KeyError, ValueError, UnicodeDecodeError, csv.Error) as error:
+        raise SystemExit(f"{refusal} ({type(error).__name__}: {error})") from None
+    except OSError as error:
+        raise SystemExit(f"{path}: {error.strerror}") from None
+    if (
+        len(tasks) != 1
+        or not tasks <= TASKS.keys()
+        or not {curve.method for curve in curves.values()} <= set(METHODS)
+    ):
+        raise SystemExit(refusal)
+    return tasks.pop(), list(curves.values())
 
 
 def _print_summary(task_name: str, curves: list[Curve]) -> None:
