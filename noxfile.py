@@ -101,9 +101,9 @@ SLOW_TESTS = {"cli": ("test_train.py", "test_signals.py", "test_reliability.py")
 PYPROJECTS = sorted(glob.glob("packages/vlmrm-*/pyproject.toml"))
 
 
-@nox.session(name="tests-lowest", python="3.11", default=False)
+@nox.session(name="tests-lowest", python="3.11")
 def tests_lowest(session: nox.Session) -> None:
-    """Every package with every third-party dependency at its declared floor; run it before a release.
+    """Every package with every third-party dependency at its declared floor (run by CI).
 
     Runs each package's tests except SLOW_TESTS: about 10 minutes on 2 cores, with the shared torch.
     torch is the exception to "floor": only 2.14.1 lies on the CI machine's disk (see RELEASING.md).
