@@ -231,13 +231,38 @@ def test_mountain_car_is_held_at_the_flag_once_it_reaches_it():
     _, _, _, _, info = env.step(np.array([0.0], dtype=np.float32))
     assert not info["is_success"]
     env.unwrapped.state = np.array([0.44, 0.05])
+    rewards = []
     for action in (1.0, -1.0, -1.0):
         observation, reward, terminated, _, info = env.step(np.array([action], dtype=np.float32))
-        assert not terminated and info["is_success"] and reward > 90
+        assert not terminated and info["is_success"]
         np.testing.assert_allclose(observation, [0.45, 0.0])
+        rewards.append(reward)
+    # Gymnasium's reward for the step that reaches the flag (which ends its episode), then nothing.
+    assert rewards == [pytest.approx(100.0 - 0.1), 0.0, 0.0]
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([0.0], dtype=np.float32))
     assert not info["is_success"]  # a new episode starts away from the flag
+
+
+def test_mountain_car_return_is_gymnasiums_for_the_same_actions():
+    """Gymnasium's episode ends at the flag; the held steps after it pay nothing here."""
+
+    def episode(env_id: str) -> tuple[float, int]:
+        env = gym.make(env_id, render_mode=None)
+        observation, _ = env.reset(seed=3)
+        total, steps, done = 0.0, 0, False
+        while not done:
+            # Push along the velocity: reaches the flag in about a hundred steps.
+            action = np.array([0.9 if observation[1] >= 0 else -0.9], dtype=np.float32)
+            observation, reward, terminated, truncated, _ = env.step(action)
+            total, steps, done = total + reward, steps + 1, terminated or truncated
+        env.close()
+        return total, steps
+
+    gymnasium_return, gymnasium_steps = episode("MountainCarContinuous-v0")
+    vlmrm_return, vlmrm_steps = episode("vlmrm/MountainCarContinuous-v0")
+    assert gymnasium_steps < 999 and vlmrm_steps == 999  # Gymnasium's ended at the flag; ours held on
+    assert vlmrm_return == pytest.approx(gymnasium_return) and gymnasium_return > 90
 
 
 @pytest.mark.parametrize("env_id", BASE_IDS + CLIP_IDS)

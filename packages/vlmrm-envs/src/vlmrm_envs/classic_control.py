@@ -179,9 +179,10 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
     No termination: once the car reaches the flag (position >= 0.45) it is held there for the
     rest of the episode, as in the research code, and ``info["is_success"]`` stays True
     (:mod:`vlmrm_envs.success`).
-    ``original_reward`` keeps Gymnasium's reward (+100 on every step at the flag, minus the
-    action cost). Frames are 600x400 (Gymnasium's size) unless ``width``/``height`` say otherwise;
-    the scene is drawn at any size directly.
+    The reward is Gymnasium's up to the flag (the action cost, and +100 on the step that reaches
+    it); the steps held at the flag pay nothing, so an episode's return is the one Gymnasium's env
+    pays for the same actions, where that step ends the episode. Frames are 600x400 (Gymnasium's
+    size) unless ``width``/``height`` say otherwise; the scene is drawn at any size directly.
     """
 
     # An instance attribute as gymnasium.Env declares it (not a ClassVar, which ruff asks for).
@@ -207,12 +208,16 @@ class MountainCarContinuousEnv(Continuous_MountainCarEnv):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         observation, reward, _, truncated, info = super().step(action)
-        self.reached_flag = self.reached_flag or mountain_car_at_flag(self.state, self.goal_position)
         if self.reached_flag:
-            # Held at the flag: Gymnasium's reward for a step that ends there.
+            # Held at the flag since an earlier step: Gymnasium's episode would have ended there.
+            reward = 0.0
+        elif mountain_car_at_flag(self.state, self.goal_position):
+            # Gymnasium's reward for the step that reaches the flag.
+            reward = 100.0 - 0.1 * float(np.asarray(action).reshape(-1)[0]) ** 2
+            self.reached_flag = True
+        if self.reached_flag:
             self.state = np.array([self.goal_position, 0.0])
             observation = np.array(self.state, dtype=np.float32)
-            reward = 100.0 - 0.1 * float(np.asarray(action).reshape(-1)[0]) ** 2
         return observation, float(reward), False, truncated, {**info, "is_success": self.reached_flag}
 
     def render(self) -> np.ndarray | None:
