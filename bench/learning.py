@@ -73,8 +73,18 @@ def _plot(path: Path, task_name: str, curves: list[Curve], steps: int) -> None:
     plt.close(figure)
 
 
+def _write_curves(path: Path, task_name: str, curves: list[Curve]) -> None:
+    """One row per evaluation: what ``_read_curves`` reads back."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["task", "method", "seed", "step", "ground_truth_return", "success_rate"])
+        for curve in curves:
+            for step, value, success in zip(curve.steps, curve.returns, curve.success, strict=True):
+                writer.writerow([task_name, curve.method, curve.seed, step, f"{value:.4f}", f"{success:.4f}"])
+
+
 def _read_curves(path: Path) -> tuple[str, list[Curve]]:
-    """The task and curves of a CSV this script wrote."""
+    """The task and curves of a CSV ``_write_curves`` wrote."""
     refusal = f"{path}: not a CSV written by bench/learning.py"
     curves: dict[tuple[str, int], Curve] = {}
     tasks = set()
@@ -177,14 +187,7 @@ def main() -> None:
                             log=print,
                         )
                     )
-        with open(args.out / f"learning_{task_name}.csv", "w", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["task", "method", "seed", "step", "ground_truth_return", "success_rate"])
-            for curve in curves:
-                for step, value, success in zip(curve.steps, curve.returns, curve.success, strict=True):
-                    writer.writerow(
-                        [task_name, curve.method, curve.seed, step, f"{value:.4f}", f"{success:.4f}"]
-                    )
+        _write_curves(args.out / f"learning_{task_name}.csv", task_name, curves)
         _plot(args.out / f"learning_{task_name}.png", task_name, curves, args.steps)
         print(f"\n{task.env_id}, {args.steps} steps, {args.seeds} seeds, alpha {args.alpha}, model {spec}")
         _print_summary(task_name, curves)
